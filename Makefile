@@ -1,0 +1,29 @@
+# Two commands do everything on a fresh machine:
+#   make run    set up .venv and serve the app on the embedded profile (no network needed)
+#   make test   set up .venv and run the tests
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PROFILE ?= embedded
+
+.PHONY: setup run test clean
+
+setup: $(STAMP)
+
+# torch first and pinned: 2.13.0 is the CPU wheel on this disk; a bare `torch` pulls a multi-GB CUDA build
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/python -m serve --profile $(PROFILE)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

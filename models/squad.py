@@ -1,0 +1,102 @@
+"""Reading SQuAD-format JSON (v1.1 and v2.0, plain or zipped) into flat examples."""
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class QAExample:
+    """One question about one context, with every gold answer (empty when unanswerable)."""
+
+    id: str
+    title: str
+    context: str
+    question: str
+    answers: list[str] = field(default_factory=list)
+    answer_starts: list[int] = field(default_factory=list)
+
+
+def read_squad(path: str | Path) -> list[QAExample]:
+    """Read a SQuAD v1.1/v2.0 file (``.json`` or a ``.zip`` holding one) into examples.
+
+    Raises:
+        ValueError: the file is not SQuAD-shaped.
+    """
+    path = Path(path)
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".json"))
+            raw = json.loads(zf.read(name).decode("utf-8"))
+    else:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or "data" not in raw:
+        raise ValueError(f"{path} is not a SQuAD file: no top-level 'data' list")
+    out: list[QAExample] = []
+    for article in raw["data"]:
+        title = article.get("title", "")
+        for para in article["paragraphs"]:
+            ctx = para["context"]
+            for qa in para["qas"]:
+                answers = [] if qa.get("is_impossible") else qa.get("answers", [])
+                out.append(QAExample(
+                    id=str(qa["id"]), title=title, context=ctx, question=qa["question"],
+                    answers=[a["text"] for a in answers],
+                    answer_starts=[int(a["answer_start"]) for a in answers],
+                ))
+    return out
+
+
+# --- the official SQuAD v1.1/v2.0 answer normalisation and scores --------------------------------
+import re as _re
+import string as _string
+from collections import Counter as _Counter
+
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'", "′": "'",
+                         "–": "-", "—": "-"})
+_PUNCT = set(_string.punctuation)
+_ARTICLES = _re.compile(r"\b(a|an|the)\b", _re.UNICODE)
+
+
+def normalize_answer(s: str) -> str:
+    """The official SQuAD normalisation (lower case, drop punctuation, articles, extra white space),
+    after mapping curly quotes and dashes to ASCII so that the seed article's typography does not
+    count as a difference."""
+    s = s.translate(_QUOTES).lower()
+    s = "".join(ch for ch in s if ch not in _PUNCT)
+    s = _ARTICLES.sub(" ", s)
+    return " ".join(s.split())
+
+
+def exact_match(prediction: str | None, gold: list[str]) -> float:
+    """1.0 when the normalised prediction equals any normalised gold answer. With no gold answers
+    (unanswerable), 1.0 only for no prediction."""
+    if not gold:
+        return float(not prediction)
+    if not prediction:
+        return 0.0
+    p = normalize_answer(prediction)
+    return float(any(p == normalize_answer(g) for g in gold))
+
+
+def _f1(pred: str, gold: str) -> float:
+    p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
+    if not p or not g:
+        return float(p == g)
+    common = _Counter(p) & _Counter(g)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_score(prediction: str | None, gold: list[str]) -> float:
+    """Token F1, best over the gold answers (SQuAD v2 convention for unanswerable questions)."""
+    if not gold:
+        return float(not prediction)
+    if not prediction:
+        return 0.0
+    return max(_f1(prediction, g) for g in gold)

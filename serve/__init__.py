@@ -1,0 +1,4 @@
+"""article-qa's Python API: ``predict``, ``predict_many``, ``summarize`` (see serve.api)."""
+from serve.api import ArticleQA, get_engine, predict, predict_many, summarize
+
+__all__ = ["ArticleQA", "get_engine", "predict", "predict_many", "summarize"]

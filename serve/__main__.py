@@ -1,0 +1,49 @@
+"""Command line: ``python -m serve [--profile P] [--host H] [--port N]`` serves the web page;
+``python -m serve download --profile hub`` fetches a profile's hub models ahead of time;
+``python -m serve ask "question" [--article FILE]`` answers from the terminal."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+SEED = Path(__file__).resolve().parent.parent / "eval" / "gold" / "seed_article.txt"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m serve", description=__doc__)
+    p.add_argument("--profile", default=os.environ.get("ARTICLE_QA_PROFILE", "embedded"))
+    p.add_argument("--host", default=os.environ.get("ARTICLE_QA_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("ARTICLE_QA_PORT", "7860")))
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("download", help="fetch the profile's hub models into the Hugging Face cache")
+    ask = sub.add_parser("ask", help="answer a question about an article file (default: the seed article)")
+    ask.add_argument("question")
+    ask.add_argument("--article", default=str(SEED))
+    args = p.parse_args(argv)
+
+    from models.loading import ModelLoadError
+    from models.text import InputError
+    try:
+        if args.command == "download":
+            from serve.download import download_profile
+            return download_profile(args.profile)
+        if args.command == "ask":
+            from serve.api import predict
+            r = predict(Path(args.article).read_bytes(), args.question, profile=args.profile)
+            if r["answer"] is None:
+                print(f"Not found in the article (no-answer confidence {r['score']:.2f})")
+            else:
+                print(f"{r['answer']}  (confidence {r['score']:.2f}, characters {r['start']}-{r['end']})")
+            return 0
+        from serve.app import launch
+        launch(args.profile, args.host, args.port)
+        return 0
+    except (ModelLoadError, InputError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

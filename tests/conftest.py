@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.tiny_models import SEED_ARTICLE, build_tiny_profile  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_profile(tmp_path_factory) -> str:
+    """Path of a tiny profile whose random-weight models were just built."""
+    return str(build_tiny_profile(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture(scope="session")
+def seed_article() -> str:
+    return SEED_ARTICLE.read_text(encoding="utf-8")
+
+
+def long_article(words: int = 20000) -> str:
+    """A deterministic article of about ``words`` words, with paragraphs, sentences, curly quotes
+    and some non-ASCII words."""
+    import random
+    rng = random.Random(7)
+    vocab = ("the president minister signed agreement treaty “alliance” city Pyongyang Moscow café "
+             "naïve Zürich economic technology weapons summit visit talks crowd flags limousine gift "
+             "dagger tea set artworks report sanctions border bridge cooperation science").split()
+    paras, n = [], 0
+    while n < words:
+        sents = []
+        for _ in range(rng.randint(3, 6)):
+            k = rng.randint(8, 20)
+            w = [rng.choice(vocab) for _ in range(k)]
+            sents.append(w[0].capitalize() + " " + " ".join(w[1:]) + ".")
+            n += k
+        paras.append(" ".join(sents))
+    return "\n\n".join(paras)

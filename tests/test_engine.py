@@ -1,0 +1,114 @@
+"""End to end on tiny random-weight models: real loading, windows, batched forward, decoding."""
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from models.loading import ModelLoadError, load_pretrained
+from models.text import InputError
+from serve import predict, predict_many, summarize
+from tests.conftest import long_article
+
+
+def check_result(article, r):
+    assert 0.0 <= r["score"] <= 1.0
+    for a in r["answers"]:
+        assert article[a["start"]:a["end"]] == a["answer"]
+        assert a["answer"] == a["answer"].strip() and a["answer"]
+        assert 0.0 <= a["score"] <= 1.0
+        assert article[a["sentence_start"]:a["sentence_start"] + len(a["sentence"])] == a["sentence"]
+        assert a["sentence_start"] <= a["start"] < a["sentence_start"] + len(a["sentence"])
+    scores = [a["score"] for a in r["answers"]]
+    assert scores == sorted(scores, reverse=True)
+    if r["answer"] is not None:
+        assert article[r["start"]:r["end"]] == r["answer"]
+        assert r["answers"][0]["answer"] == r["answer"]
+
+
+def test_long_article_uses_many_windows_with_exact_offsets(tiny_profile):
+    article = long_article(20000)
+    r = predict(article, "What gift did the president give?", profile=tiny_profile, top_k=5)
+    assert r["windows"] > 100
+    assert r["answer"] is not None     # the tiny profile always answers (null_threshold -100)
+    check_result(article, r)
+    # spans come from all over the article, not only its first window
+    assert len(r["answers"]) == 5
+    # no answer cuts a word in half
+    for a in r["answers"]:
+        s, e = a["start"], a["end"]
+        assert s == 0 or not (article[s - 1].isalnum() and article[s].isalnum())
+        assert e == len(article) or not (article[e - 1].isalnum() and article[e].isalnum())
+
+
+def test_predict_many_matches_predict_one_by_one(tiny_profile, seed_article):
+    qs = ["What gifts were exchanged?", "Who visited North Korea?", "When was the agreement signed?"]
+    many = predict_many(seed_article, qs, profile=tiny_profile)
+    assert [m["question"] for m in many] == qs
+    for q, m in zip(qs, many):
+        one = predict(seed_article, q, profile=tiny_profile)
+        check_result(seed_article, m)
+        assert (one["start"], one["end"]) == (m["start"], m["end"])
+        assert one["score"] == pytest.approx(m["score"], rel=1e-4, abs=1e-6)
+
+
+def test_predict_is_deterministic(tiny_profile, seed_article):
+    a = predict(seed_article, "What did Putin give Kim?", profile=tiny_profile)
+    b = predict(seed_article, "What did Putin give Kim?", profile=tiny_profile)
+    assert a == b
+
+
+def test_non_ascii_article_offsets(tiny_profile):
+    article = ("Der Präsident traf in Zürich ein. Он подписал договор «о дружбе». "
+               "Les négociations ont duré trois jours à Genève. 北京是中国的首都。 😀 Emoji too.")
+    r = predict(article, "Wo traf der Präsident ein?", profile=tiny_profile, top_k=5)
+    check_result(article, r)
+
+
+@pytest.mark.parametrize("article,question,msg", [
+    ("", "Who?", "empty"), ("  \n ", "Who?", "empty"), ("Some text.", "", "empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "Who?", "UTF-8|binary"),
+    ("word " * 100_001, "Who?", "limit"),
+])
+def test_bad_input_is_a_clear_value_error(tiny_profile, article, question, msg):
+    t = time.time()
+    with pytest.raises(ValueError, match=msg):
+        predict(article, question, profile=tiny_profile)
+    assert time.time() - t < 5
+
+
+def test_too_many_questions(tiny_profile, seed_article):
+    with pytest.raises(InputError, match="limit is 50"):
+        predict_many(seed_article, ["Who?"] * 51, profile=tiny_profile)
+
+
+def test_summary_of_long_article_is_map_reduced(tiny_profile):
+    article = long_article(1500)
+    s = summarize(article, profile=tiny_profile)
+    assert s["method"] == "abstractive"
+    assert s["chunks"] > 5 and s["rounds"] >= 2
+    assert isinstance(s["summary"], str) and s["summary"].strip()
+
+
+def test_profile_copy_with_another_qa_model_folder(tiny_profile, tmp_path, seed_article):
+    prof = yaml.safe_load(Path(tiny_profile).read_text())
+    prof["qa"]["model"] = str(Path(tiny_profile).parent / "tiny-qa")   # absolute folder
+    prof["qa"]["max_seq_len"] = 96
+    p = tmp_path / "copy.yaml"
+    p.write_text(yaml.safe_dump(prof))
+    r = predict(seed_article, "What did Putin give Kim?", profile=str(p))
+    check_result(seed_article, r)
+    assert r["windows"] > predict(seed_article, "What did Putin give Kim?", profile=tiny_profile)["windows"]
+
+
+def test_uncached_hub_id_fails_fast_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t = time.time()
+    with pytest.raises(ModelLoadError, match="not-a-user/not-a-model.*python -m serve download"):
+        load_pretrained("not-a-user/not-a-model", "qa")
+    assert time.time() - t < 10
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ValueError, match="embedded"):
+        predict("Some text.", "Who?", profile="nope")

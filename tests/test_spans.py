@@ -1,0 +1,96 @@
+"""Span search on hand-made logits: no model needed."""
+import numpy as np
+
+from models.spans import Candidate, has_answer, merge_candidates, select_list, to_candidates, window_spans
+
+NEG = -10.0
+
+
+def logits(n, peaks):
+    x = np.full(n, NEG, dtype=np.float32)
+    for i, v in peaks.items():
+        x[i] = v
+    return x
+
+
+def test_best_span_is_inside_the_article_tokens():
+    mask = np.array([[False, False, False, True, True, True, True, False]])   # [CLS] q [SEP] a a a a [SEP]
+    start = logits(8, {1: 9.0, 4: 5.0})[None]   # strongest start sits on a question token
+    end = logits(8, {2: 9.0, 5: 5.0})[None]
+    spans, scores, null = window_spans(start, end, mask, max_answer_len=10, top_n=3)
+    assert tuple(spans[0, 0]) == (4, 5)
+    assert scores[0, 0] > 0.9
+    for (s, e), sc in zip(spans[0], scores[0]):
+        if sc > 0:
+            assert mask[0, s] and mask[0, e] and s <= e
+
+
+def test_maximum_answer_length_is_respected():
+    mask = np.array([[False] + [True] * 20])
+    start = logits(21, {2: 8.0})[None]
+    end = logits(21, {18: 8.0, 5: 4.0})[None]   # the long span scores higher but is too long
+    spans, scores, _ = window_spans(start, end, mask, max_answer_len=5, top_n=5)
+    s, e = spans[0, 0]
+    assert (s, e) == (2, 5)
+    assert all(e - s < 5 for (s, e), sc in zip(spans[0], scores[0]) if sc > 0)
+
+
+def test_null_wins_when_cls_dominates():
+    mask = np.array([[False] + [True] * 6])
+    start = logits(7, {0: 10.0, 3: 2.0})[None]
+    end = logits(7, {0: 10.0, 4: 2.0})[None]
+    spans, scores, null = window_spans(start, end, mask, 10, 3)
+    assert null[0] > 0.99
+    text = "aa bb cc dd ee ff"
+    offsets = [np.array([[0, 0], [0, 2], [3, 5], [6, 8], [9, 11], [12, 14], [15, 17]])]
+    cands = to_candidates(text, spans, scores, null, offsets, [0])
+    best = merge_candidates(cands, text, 5)[0]
+    assert not has_answer(best, 0.0)
+    assert has_answer(best, -100.0)   # a permissive threshold answers anyway
+
+
+def test_merge_across_windows_drops_overlapping_duplicates():
+    text = "Putin gave Kim a limousine and a tea set."
+    cands = [Candidate(0.6, 17, 26, 0, 0.1), Candidate(0.5, 17, 26, 1, 0.1),   # same place, two windows
+             Candidate(0.4, 15, 26, 1, 0.1),                                   # overlaps the best
+             Candidate(0.3, 33, 40, 1, 0.1)]                                   # elsewhere
+    kept = merge_candidates(cands, text, 10)
+    assert [(c.start, c.end) for c in kept] == [(17, 26), (33, 40)]
+    assert [text[c.start:c.end] for c in kept] == ["limousine", "tea set"]
+
+
+def test_offsets_are_widened_to_whole_words_and_exact_substrings():
+    text = "Kim called it the “strongest ever treaty” between them."
+    s = text.index("strongest") + 3          # a token boundary inside a word
+    e = text.index("treaty") + 3
+    offsets = [np.array([[0, 0], [s, e]])]
+    spans = np.array([[[1, 1]]])
+    cands = to_candidates(text, spans, np.array([[0.9]]), np.array([0.01]), offsets, [0])
+    c = cands[0]
+    assert text[c.start:c.end] == "strongest ever treaty"
+
+
+def test_list_answers_keep_close_distinct_spans_only():
+    cands = [Candidate(0.40, 0, 5, 0, 0.01), Candidate(0.30, 10, 15, 0, 0.01), Candidate(0.05, 20, 25, 0, 0.01)]
+    chosen = select_list(cands, 0.5, 5)
+    assert [c.start for c in chosen] == [0, 10]
+    assert select_list(cands, 0.5, 1) == cands[:1]
+
+
+def test_vectorised_search_matches_brute_force():
+    rng = np.random.default_rng(0)
+    w, t, L = 3, 12, 4
+    start, end = rng.normal(size=(w, t)), rng.normal(size=(w, t))
+    mask = np.zeros((w, t), dtype=bool)
+    mask[:, 3:11] = True
+    spans, scores, _ = window_spans(start, end, mask, L, 1)
+    for i in range(w):
+        allowed = mask[i].copy()
+        allowed[0] = True
+        ps = np.exp(start[i] - start[i][allowed].max()) * allowed
+        pe = np.exp(end[i] - end[i][allowed].max()) * allowed
+        ps, pe = ps / ps.sum(), pe / pe.sum()
+        best = max(((ps[a] * pe[b], a, b) for a in range(t) for b in range(t)
+                    if mask[i, a] and mask[i, b] and 0 <= b - a < L))
+        assert tuple(spans[i, 0]) == (best[1], best[2])
+        assert np.isclose(scores[i, 0], best[0])

