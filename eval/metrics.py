@@ -1,0 +1,53 @@
+"""Metrics: SQuAD exact match / F1 (official normalisation plus curly quotes), list recall,
+ROUGE-1/2/Lsum (the rouge-score package, stemming on), latency percentiles, peak memory."""
+from __future__ import annotations
+
+import resource
+import sys
+
+import numpy as np
+
+from models.squad import exact_match, f1_score, normalize_answer
+
+__all__ = ["exact_match", "f1_score", "normalize_answer", "list_recall", "rouge", "percentiles", "peak_rss_mb"]
+
+
+def list_recall(predictions: list[str], gold_groups: list[list[str]]) -> float:
+    """Share of gold items (each a group of acceptable spans) matched by some prediction, where a
+    match is token F1 >= 0.5 against any span of the group."""
+    if not gold_groups:
+        return 1.0
+    hit = sum(any(f1_score(p, group) >= 0.5 for p in predictions) for group in gold_groups)
+    return hit / len(gold_groups)
+
+
+_SCORER = None
+
+
+def rouge(prediction: str, reference: str) -> dict[str, float]:
+    """ROUGE-1/2/Lsum F-measures (x100). Lsum splits sentences on newlines, so both texts are put
+    one sentence per line first."""
+    global _SCORER
+    from rouge_score import rouge_scorer
+    from models.text import split_sentences
+    if _SCORER is None:
+        _SCORER = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
+
+    def lines(t: str) -> str:
+        return "\n".join(s.text(t) for s in split_sentences(t)) or t
+    s = _SCORER.score(lines(reference), lines(prediction))
+    return {"rouge1": s["rouge1"].fmeasure * 100, "rouge2": s["rouge2"].fmeasure * 100,
+            "rougeLsum": s["rougeLsum"].fmeasure * 100}
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan")}
+    a = np.asarray(seconds) * 1000
+    return {"p50_ms": float(np.percentile(a, 50)), "p95_ms": float(np.percentile(a, 95))}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024

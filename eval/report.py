@@ -1,0 +1,49 @@
+"""The report folder: rows as JSON, a Markdown summary and a PNG chart comparing profiles."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+QA_COLS = ["em", "f1", "has_answer_f1", "no_answer_acc", "list_recall", "p50_ms", "p95_ms", "peak_rss_mb", "errors"]
+SUM_COLS = ["rouge1", "rouge2", "rougeLsum", "lead3_rouge1", "lead3_rouge2", "lead3_rougeLsum", "p50_ms", "p95_ms",
+            "peak_rss_mb", "errors"]
+
+
+def markdown_table(results: dict[str, dict], cols: list[str]) -> str:
+    head = "| profile | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
+    body = ""
+    for prof, tot in results.items():
+        body += f"| {prof} | " + " | ".join("" if tot.get(c) is None else f"{tot[c]:g}" for c in cols) + " |\n"
+    return head + body
+
+
+def write_report(out: Path, set_name: str, kind: str, rows: dict[str, list[dict]], totals: dict[str, dict],
+                 command: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rows.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / "totals.json").write_text(json.dumps(totals, indent=1), encoding="utf-8")
+    cols = QA_COLS if kind == "qa" else SUM_COLS
+    md = f"# Evaluation: {set_name}\n\nCommand: `{command}`\n\n" + markdown_table(totals, cols)
+    (out / "summary.md").write_text(md, encoding="utf-8")
+    chart(out / "chart.png", set_name, totals, ["em", "f1"] if kind == "qa" else
+          ["rouge1", "lead3_rouge1", "rouge2", "lead3_rouge2", "rougeLsum", "lead3_rougeLsum"])
+
+
+def chart(path: Path, title: str, totals: dict[str, dict], metrics: list[str]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    profs = list(totals)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(metrics) * max(1, len(profs)) / 2, 3.2), dpi=110)
+    width = 0.8 / max(1, len(profs))
+    for j, p in enumerate(profs):
+        vals = [totals[p].get(m) or 0 for m in metrics]
+        bars = ax.bar([i + j * width for i in range(len(metrics))], vals, width, label=p)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks([i + width * (len(profs) - 1) / 2 for i in range(len(metrics))], metrics)
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,101 @@
+"""Run a profile over an evaluation set: one row per question (or article), errors recorded per
+row and counted, never fatal."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.metrics import exact_match, f1_score, list_recall, peak_rss_mb, percentiles, rouge
+from eval.sets import QAItem, SummaryItem
+from models.summarize import candidate_sentences
+from serve.api import ArticleQA
+
+
+def run_qa(engine: ArticleQA, items: list[QAItem], batch_by_context: bool = True, desc: str = "qa") -> list[dict]:
+    """Answer every item; questions sharing a context go through ``predict_many`` together (their
+    ``seconds`` is the batch time divided by its size) unless ``batch_by_context`` is False."""
+    by_ctx: dict[str, list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        by_ctx[it.context if batch_by_context else f"{i}"].append(i)
+    cap = engine.profile.limits.max_questions
+    groups = [idx[k:k + cap] for idx in by_ctx.values() for k in range(0, len(idx), cap)]
+    rows: list[dict] = [None] * len(items)  # type: ignore[list-item]
+    bar = tqdm(total=len(items), desc=desc, unit="q")
+    for idx in groups:
+        ctx = items[idx[0]].context
+        t0 = time.perf_counter()
+        try:
+            results = engine.predict_many(ctx, [items[i].question for i in idx])
+            err = None
+        except Exception as exc:  # recorded and counted, the run goes on
+            results, err = [None] * len(idx), f"{type(exc).__name__}: {exc}"
+        dt = (time.perf_counter() - t0) / len(idx)
+        for i, r in zip(idx, results):
+            rows[i] = score_row(items[i], r, dt, err)
+        bar.update(len(idx))
+    bar.close()
+    return rows
+
+
+def score_row(it: QAItem, r: dict | None, seconds: float, error: str | None) -> dict:
+    pred = r["answer"] if r else None
+    row = {"id": it.id, "question": it.question, "kind": it.kind, "prediction": pred, "answers": it.answers,
+           "em": exact_match(pred, it.answers) if not error else 0.0,
+           "f1": f1_score(pred, it.answers) if not error else 0.0,
+           "score": r["score"] if r else None, "seconds": round(seconds, 4), "error": error}
+    if it.kind == "list":
+        selected = [a["answer"] for a in r["answers"] if a["selected"]] if r else []
+        row["predictions"] = selected
+        row["list_recall"] = list_recall(selected, it.list_answers)
+    return row
+
+
+def summarize_qa(rows: list[dict]) -> dict:
+    """Totals: EM/F1 overall and split has-answer / no-answer (SQuAD2 style), list recall, latency."""
+    def mean(key, sel):
+        v = [r[key] for r in rows if sel(r)]
+        return round(float(np.mean(v)) * 100, 2) if v else None
+    out = {"questions": len(rows), "errors": sum(1 for r in rows if r["error"]),
+           "em": mean("em", lambda r: True), "f1": mean("f1", lambda r: True),
+           "has_answer_f1": mean("f1", lambda r: bool(r["answers"])),
+           "no_answer_acc": mean("em", lambda r: not r["answers"]),
+           "list_recall": mean("list_recall", lambda r: r["kind"] == "list"),
+           "peak_rss_mb": round(peak_rss_mb(), 1)}
+    out.update({k: round(v, 1) for k, v in percentiles([r["seconds"] for r in rows if not r["error"]]).items()})
+    return out
+
+
+def lead3(article: str) -> str:
+    """The LEAD-3 baseline: the first three sentences, chosen the same way the extractive
+    summarizer chooses its candidates (body sentences, no headline or page junk)."""
+    return " ".join(s.text(article) for s in candidate_sentences(article)[:3])
+
+
+def run_summaries(engine: ArticleQA, items: list[SummaryItem], desc: str = "summaries") -> list[dict]:
+    rows = []
+    for it in tqdm(items, desc=desc, unit="doc"):
+        t0 = time.perf_counter()
+        try:
+            s = engine.summarize(it.article)
+            summary, method, err = s["summary"], s["method"], None
+        except Exception as exc:
+            summary, method, err = "", None, f"{type(exc).__name__}: {exc}"
+        dt = time.perf_counter() - t0
+        row = {"id": it.id, "method": method, "summary": summary, "seconds": round(dt, 4), "error": err,
+               **{k: round(v, 2) for k, v in rouge(summary, it.reference).items()}}
+        row.update({f"lead3_{k}": round(v, 2) for k, v in rouge(lead3(it.article), it.reference).items()})
+        rows.append(row)
+    return rows
+
+
+def summarize_summaries(rows: list[dict]) -> dict:
+    def mean(k):
+        return round(float(np.mean([r[k] for r in rows])), 2) if rows else None
+    out = {"articles": len(rows), "errors": sum(1 for r in rows if r["error"]),
+           **{k: mean(k) for k in ("rouge1", "rouge2", "rougeLsum", "lead3_rouge1", "lead3_rouge2", "lead3_rougeLsum")},
+           "peak_rss_mb": round(peak_rss_mb(), 1)}
+    out.update({k: round(v, 1) for k, v in percentiles([r["seconds"] for r in rows if not r["error"]]).items()})
+    return out

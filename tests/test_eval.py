@@ -1,0 +1,82 @@
+"""Evaluation metrics against hand-computed cases, and the eval tool end to end on the tiny profile."""
+import json
+
+import pytest
+
+from eval.__main__ import main as eval_main
+from eval.metrics import exact_match, f1_score, list_recall, normalize_answer, rouge
+from eval.runner import lead3
+from eval.sets import load_qa_set, seed_article
+
+
+@pytest.mark.parametrize("raw,norm", [
+    ("The Aurus limo!", "aurus limo"),
+    ("  a   tea\tset ", "tea set"),
+    ("An “iron-clad” deal", "ironclad deal"),          # official: hyphen is punctuation, removed
+    ("theater", "theater"),                              # 'the' only as a whole word
+    ("U.S.", "us"),
+    ("Kim’s gifts", "kims gifts"),                       # curly apostrophe like the ASCII one
+])
+def test_official_normalisation(raw, norm):
+    assert normalize_answer(raw) == norm
+
+
+def test_f1_hand_computed():
+    # pred tokens: [russian, made, limo] (after normalisation 'russianmade limo' -> 2 tokens)
+    assert f1_score("Russian-made limo", ["a Russian-made Aurus limo"]) == pytest.approx(2 * (1 * 2 / 3) / (1 + 2 / 3))
+    # repeated tokens count once per occurrence (Counter intersection)
+    assert f1_score("tea tea tea", ["tea set"]) == pytest.approx(2 * (1 / 3 * 1 / 2) / (1 / 3 + 1 / 2))
+    # best over several gold answers
+    assert f1_score("Vietnam", ["for Vietnam", "Vietnam"]) == 1.0
+    # an answer made only of articles/punctuation normalises to empty: 0 unless gold is also empty
+    assert f1_score("the", ["a"]) == 1.0 and exact_match("the", ["a"]) == 1.0
+    assert f1_score("the", ["limo"]) == 0.0
+
+
+def test_list_recall():
+    gold = [["a tea set", "tea set"], ["artworks"], ["a naval officer’s dagger"]]
+    assert list_recall(["tea set", "artworks depicting the Russian leader"], gold) == pytest.approx(2 / 3)
+    assert list_recall([], gold) == 0.0
+
+
+def test_rouge_identical_and_disjoint():
+    assert rouge("The cat sat.", "The cat sat.")["rouge1"] == pytest.approx(100)
+    assert rouge("Dogs bark loudly.", "The cat sat.")["rouge2"] == 0
+
+
+def test_seed_gold_set_is_well_formed():
+    art = seed_article()
+    items = load_qa_set("seed")
+    assert len(items) >= 40
+    assert sum(i.kind == "none" for i in items) >= 6
+    assert sum(i.kind == "list" for i in items) >= 5
+    for it in items:
+        for a in it.answers:
+            assert a in art
+        for group in it.list_answers:
+            assert all(a in art for a in group)
+
+
+def test_lead3_skips_headline_and_junk():
+    text = lead3(seed_article())
+    assert text.startswith("Russian President Vladimir Putin")
+    assert "Check Also" not in text
+
+
+def test_eval_tool_end_to_end_on_tiny(tiny_profile, tmp_path, capsys):
+    assert eval_main(["--profile", tiny_profile, "--set", "seed", "--limit", "12", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    (prof_rows,) = rows.values()
+    assert len(prof_rows) == 12
+    for r in prof_rows:
+        assert {"id", "question", "prediction", "answers", "em", "f1", "score", "seconds"} <= set(r)
+        assert r["error"] is None
+        assert 0 <= r["f1"] <= 1
+    assert (tmp_path / "chart.png").stat().st_size > 1000
+    assert "| em |" in (tmp_path / "summary.md").read_text()
+    assert "f1" in capsys.readouterr().out
+
+
+def test_eval_tool_unknown_set(tmp_path, capsys):
+    assert eval_main(["--set", "no-such-set", "--out", str(tmp_path)]) == 2
+    assert "Unknown set" in capsys.readouterr().err
