@@ -54,6 +54,9 @@ class Limits:
     max_article_chars: int = 400_000  # about 60,000 words
     max_question_chars: int = 500
     max_questions: int = 50
+    max_upload_bytes: int = 5_000_000     # web page uploads
+    queue_size: int = 64                  # web requests waiting at most; more are turned away
+    concurrency: int = 4                  # web requests handled at once (inference itself is serialised)
 
 
 @dataclass

@@ -33,7 +33,9 @@ class ArticleQA:
             import torch
             torch.set_num_threads(rt.threads)
         self._device_checked = False
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()          # guards loading
+        self._run_lock = threading.Lock()      # one inference at a time: torch already uses every
+        # core, and a fast tokenizer must not be reconfigured by two threads at once
         self.reader: ExtractiveReader | None = None
         self.summarizer = None
 
@@ -82,7 +84,9 @@ class ArticleQA:
         qs = [check_question(q, lim.max_question_chars) for q in questions]
         if top_k is not None and (not isinstance(top_k, int) or not 1 <= top_k <= 20):
             raise InputError("top_k must be an integer from 1 to 20.")
-        results = self._reader().run(text, qs, top_k)
+        reader = self._reader()
+        with self._run_lock:
+            results = reader.run(text, qs, top_k)
         for q, r in zip(qs, results):
             r["question"] = q
         return results
@@ -91,7 +95,9 @@ class ArticleQA:
         text = decode_article(article, self.profile.limits.max_article_chars)
         if max_words is not None and (not isinstance(max_words, int) or not 10 <= max_words <= 1000):
             raise InputError("max_words must be an integer from 10 to 1000.")
-        return self._summarizer().run(text, max_words)
+        summarizer = self._summarizer()
+        with self._run_lock:
+            return summarizer.run(text, max_words)
 
 
 _ENGINES: dict[str, ArticleQA] = {}
