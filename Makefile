@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= embedded
 
-.PHONY: setup run test clean
+.PHONY: setup run test browser clean
 
 setup: $(STAMP)
 
@@ -22,8 +22,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/python -m serve --profile $(PROFILE)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# the browser test drives Debian's chromium (never a downloaded browser); it skips with a reason if absent
+browser:
+	@test -x /usr/bin/chromium || ( (apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)) >/dev/null 2>&1 ) \
+		|| echo "chromium could not be installed: the browser test will be skipped"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -55,14 +55,19 @@ def answers_markdown(results: list[dict]) -> str:
         if r["answer"] is None:
             out.append(f"### Q{i + 1}. {q}\n**{NOT_FOUND}** (no-answer confidence {r['score']:.0%})")
         else:
-            ans = "; ".join(f"**{html.escape(a['answer'])}** ({a['score']:.0%})" for a in chosen)
-            sent = html.escape(r["sentence"] or "")
+            ans = "; ".join(f"**{_show(a['answer'])}** ({a['score']:.0%})" for a in chosen)
+            sent = _show(r["sentence"] or "")
             out.append(f"### Q{i + 1}. {q}\n{ans}\n\n> {sent}")
         others = [a for a in r["answers"] if not a["selected"]]
         if others:
-            out.append("Other candidates: " + ", ".join(f"{html.escape(a['answer'])} ({a['score']:.0%})"
+            out.append("Other candidates: " + ", ".join(f"{_show(a['answer'])} ({a['score']:.0%})"
                                                          for a in others))
     return "\n\n".join(out)
+
+
+def _show(text: str) -> str:
+    """Text for Markdown: white space collapsed (an answer may span a line break) and escaped."""
+    return html.escape(" ".join(text.split()))
 
 
 def summary_markdown(s: dict) -> str:
