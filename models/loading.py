@@ -73,6 +73,8 @@ def load_pretrained(name: str, kind: str, device: str = "cpu"):
 
     classes = {"qa": AutoModelForQuestionAnswering, "seq2seq": AutoModelForSeq2SeqLM, "encoder": AutoModel}
     source, local = resolve_local(name)
+    if not local and name.startswith(("/", ".", "~", "\\")):
+        raise ModelLoadError(f"Model folder {name!r} does not exist.")
     if not local:
         if not hub_reachable():
             raise ModelLoadError(_how_to_get(name))

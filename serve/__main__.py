@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=os.environ.get("ARTICLE_QA_PROFILE", "embedded"))
     p.add_argument("--host", default=os.environ.get("ARTICLE_QA_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("ARTICLE_QA_PORT", "7860")))
+    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                   help="require a login (default: $ARTICLE_QA_AUTH; off when neither is set)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("download", help="fetch the profile's hub models into the Hugging Face cache")
     ask = sub.add_parser("ask", help="answer a question about an article file (default: the seed article)")
@@ -37,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{r['answer']}  (confidence {r['score']:.2f}, characters {r['start']}-{r['end']})")
             return 0
-        from serve.app import launch
-        launch(args.profile, args.host, args.port)
+        from serve.app import launch, parse_auth
+        launch(args.profile, args.host, args.port, auth=parse_auth(args.auth) if args.auth else None)
         return 0
     except (ModelLoadError, InputError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

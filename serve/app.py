@@ -192,15 +192,18 @@ def warm_up(engine: ArticleQA) -> str:
     return " ".join(notes)
 
 
+def parse_auth(raw: str) -> tuple[str, str]:
+    """'user:password' -> (user, password)."""
+    user, sep, pw = raw.partition(":")
+    if not sep or not user or not pw:
+        raise ValueError("Authentication must be given as 'user:password'.")
+    return user, pw
+
+
 def auth_from_env() -> tuple[str, str] | None:
     """``ARTICLE_QA_AUTH=user:password`` turns on Gradio's login page (off by default)."""
     raw = os.environ.get("ARTICLE_QA_AUTH", "")
-    if not raw:
-        return None
-    user, sep, pw = raw.partition(":")
-    if not sep or not user or not pw:
-        raise ValueError("ARTICLE_QA_AUTH must be 'user:password'.")
-    return user, pw
+    return parse_auth(raw) if raw else None
 
 
 def launch(profile: str, host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False,

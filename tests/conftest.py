@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import socket
+
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,3 +43,22 @@ def long_article(words: int = 20000) -> str:
             n += k
         paras.append(" ".join(sents))
     return "\n\n".join(paras)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served(tiny_profile):
+    from serve.api import get_engine
+    from serve.app import build_app
+    engine = get_engine(tiny_profile)
+    engine.warm_up()
+    demo = build_app(engine)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    yield f"http://127.0.0.1:{port}/", engine
+    demo.close()

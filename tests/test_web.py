@@ -1,34 +1,15 @@
 """The web page: handlers on the tiny profile, the served app driven with gradio_client, and a
 real headless Chromium driven by Playwright."""
 import os
-import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from serve.api import get_engine, predict_many
-from serve.app import Handlers, build_app, highlight, split_questions
+from serve.app import Handlers, highlight, split_questions
 from serve.upload import html_to_text, upload_to_text
 
 CHROMIUM = "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served(tiny_profile):
-    engine = get_engine(tiny_profile)
-    engine.warm_up()
-    demo = build_app(engine)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    yield f"http://127.0.0.1:{port}/", engine
-    demo.close()
 
 
 def test_ask_handler_shows_answers_and_highlights(tiny_profile, seed_article):
@@ -123,3 +104,34 @@ def test_browser_asks_and_reads_the_highlighted_answer(served, seed_article, tmp
     assert norm(want["answer"]) in norm(shown)
     assert norm(want["answer"]) in norm(highlighted)
     assert shot.stat().st_size > 10_000
+
+
+def test_login_required_when_auth_is_set(tiny_profile, seed_article, monkeypatch):
+    from gradio_client import Client
+    from serve.app import launch
+    from tests.conftest import free_port
+    port = free_port()
+    monkeypatch.setenv("ARTICLE_QA_AUTH", "reader:s3cret")
+    demo = launch(tiny_profile, "127.0.0.1", port, prevent_thread_lock=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(Exception):
+            Client(url, verbose=False).predict(seed_article, "Who?", 3, api_name="/answer")
+        with pytest.raises(Exception):
+            Client(url, auth=("reader", "wrong"), verbose=False)
+        r = Client(url, auth=("reader", "s3cret"), verbose=False).predict(seed_article, "Who?", 3, api_name="/answer")
+        assert r[0]["question"] == "Who?"
+    finally:
+        demo.close()
+
+
+def test_default_binding_is_loopback_without_share(tiny_profile, monkeypatch):
+    from serve.app import launch
+    from tests.conftest import free_port
+    monkeypatch.delenv("ARTICLE_QA_AUTH", raising=False)
+    demo = launch(tiny_profile, port=free_port(), prevent_thread_lock=True)
+    try:
+        assert demo.server_name == "127.0.0.1"
+        assert not demo.share and demo.share_url is None
+    finally:
+        demo.close()
