@@ -80,8 +80,7 @@ def test_browser_asks_and_reads_the_highlighted_answer(served, seed_article, tmp
     url, engine = served
     question = "What did Putin give Kim?"
     want = engine.predict_many(seed_article, [question])[0]
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    from eval.screenshot import CHROMIUM_ARGS as args
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
