@@ -12,12 +12,20 @@ from models.squad import exact_match, f1_score, normalize_answer
 __all__ = ["exact_match", "f1_score", "normalize_answer", "list_recall", "rouge", "percentiles", "peak_rss_mb"]
 
 
+def _covers(prediction: str, gold: str) -> bool:
+    """The normalised gold span appears, as whole words, inside the normalised prediction."""
+    p, g = f" {normalize_answer(prediction)} ", f" {normalize_answer(gold)} "
+    return g.strip() != "" and g in p
+
+
 def list_recall(predictions: list[str], gold_groups: list[list[str]]) -> float:
-    """Share of gold items (each a group of acceptable spans) matched by some prediction, where a
-    match is token F1 >= 0.5 against any span of the group."""
+    """Share of gold items (each a group of acceptable spans) found among the predictions: a
+    prediction finds an item when its token F1 with a span of the group is >= 0.5 or it contains
+    that span as whole words (one span may list several items: "trade, investment and science")."""
     if not gold_groups:
         return 1.0
-    hit = sum(any(f1_score(p, group) >= 0.5 for p in predictions) for group in gold_groups)
+    hit = sum(any(f1_score(p, group) >= 0.5 or any(_covers(p, g) for g in group) for p in predictions)
+              for group in gold_groups)
     return hit / len(gold_groups)
 
 

@@ -40,15 +40,17 @@ def margin(r: dict) -> float:
     return math.log(max(best["score"], 1e-12)) - math.log(max(r["no_answer_score"], 1e-12))
 
 
-def best_threshold(pos_margin: np.ndarray, pos_f1: np.ndarray, neg_margin: np.ndarray) -> tuple[float, float]:
-    """The threshold t maximising (sum of F1 of answerable with margin >= t + count of
-    unanswerable with margin < t) / total; returns (t, that score)."""
+def best_threshold(pos_margin: np.ndarray, pos_f1: np.ndarray, neg_margin: np.ndarray,
+                   neg_weight: float = 1.0) -> tuple[float, float]:
+    """The threshold t maximising (sum of F1 of answerable with margin >= t + neg_weight * count
+    of unanswerable with margin < t) / (answerable + neg_weight * unanswerable); returns (t, that
+    score). ``neg_weight`` < 1 says unanswerable questions are rarer than answerable ones."""
     cands = np.unique(np.concatenate([pos_margin, neg_margin, [-np.inf]]))
     best_t, best_s = 0.0, -1.0
-    n = len(pos_margin) + len(neg_margin)
+    n = len(pos_margin) + neg_weight * len(neg_margin)
     for t in cands:
         t_eff = t if np.isfinite(t) else -1e9
-        s = (pos_f1[pos_margin >= t_eff].sum() + (neg_margin < t_eff).sum()) / n
+        s = (pos_f1[pos_margin >= t_eff].sum() + neg_weight * (neg_margin < t_eff).sum()) / n
         if s > best_s:
             best_t, best_s = float(t_eff), float(s)
     return best_t, best_s
@@ -79,7 +81,15 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     preds = [r["answers"][0]["answer"] if r["answers"] else None for r in pos]
     em = float(np.mean([exact_match(p, e.answers) for p, e in zip(preds, exs)])) * 100
     f1s = np.array([f1_score(p, e.answers) for p, e in zip(preds, exs)])
-    t, s = best_threshold(np.array([margin(r) for r in pos]), f1s, np.array([margin(r) for r in neg]))
-    return {"dev": str(dev_path), "questions": len(exs), "em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2),
+    pm, nm = np.array([margin(r) for r in pos]), np.array([margin(r) for r in neg])
+    t, s = best_threshold(pm, f1s, nm)
+    by_prior = {}
+    for w in (1.0, 0.5, 0.25):
+        tw, sw = best_threshold(pm, f1s, nm, w)
+        by_prior[f"unanswerable_weight_{w}"] = {
+            "null_threshold": round(tw, 3), "score": round(sw * 100, 2),
+            "answerable_f1": round(float(f1s[pm >= tw].sum() / len(f1s)) * 100, 2),
+            "unanswerable_acc": round(float((nm < tw).mean()) * 100, 2)}
+    return {"by_prior": by_prior, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2),
             "null_threshold": round(t, 3), "v2_score_at_threshold": round(s * 100, 2),
             "max_seq_len": max_seq_len, "doc_stride": doc_stride}

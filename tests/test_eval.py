@@ -37,6 +37,10 @@ def test_list_recall():
     gold = [["a tea set", "tea set"], ["artworks depicting the Russian leader", "artworks"], ["a naval officer’s dagger"]]
     assert list_recall(["tea set", "artworks depicting the Russian leader"], gold) == pytest.approx(2 / 3)
     assert list_recall([], gold) == 0.0
+    # one span listing several items finds each of them; a near miss inside a word does not
+    fields = [["political"], ["trade"], ["investment"], ["science"]]
+    assert list_recall(["political, trade, investment, cultural, and humanitarian fields"], fields) == 0.75
+    assert list_recall(["tradeoffs"], [["trade"]]) == 0.0
 
 
 def test_rouge_identical_and_disjoint():
