@@ -4,13 +4,12 @@ import os
 import sys
 from pathlib import Path
 
-import socket
-
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from eval.loadtest import free_port  # noqa: E402,F401  (used by fixtures and tests)
 from tests.tiny_models import SEED_ARTICLE, build_tiny_profile  # noqa: E402
 
 
@@ -43,12 +42,6 @@ def long_article(words: int = 20000) -> str:
             n += k
         paras.append(" ".join(sents))
     return "\n\n".join(paras)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from serve.api import get_engine, predict_many
 from serve.app import Handlers, highlight, split_questions
 from serve.upload import html_to_text, upload_to_text
 
-CHROMIUM = "/usr/bin/chromium"
+from eval.screenshot import CHROMIUM  # noqa: E402
 
 
 def test_ask_handler_shows_answers_and_highlights(tiny_profile, seed_article):
