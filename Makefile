@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/python -m serve --profile $(PROFILE)
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2} $(BIN)/python -m serve --profile $(PROFILE)
 
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
