@@ -29,6 +29,8 @@ class QASettings:
     list_threshold: float = 0.5       # other spans within this share of the best are list answers
     max_list: int = 5                 # at most this many list answers
     batch_size: int = 32              # windows per forward pass
+    max_windows: int = 0              # read only this many windows per question, chosen by BM25; 0 = all
+    quantize: str = "none"            # "int8": dynamic int8 linear layers (CPU only); "none": as stored
 
 
 @dataclass

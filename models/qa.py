@@ -8,13 +8,19 @@ each with ``selected`` True when it is part of the answer, e.g. each item of a l
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from models.loading import ModelLoadError, load_pretrained
 from models.profiles import QASettings
 from models.spans import Candidate, has_answer, merge_candidates, select_list, to_candidates, window_spans
 from models.text import Sentence, sentence_at, split_sentences
-from models.windows import Windows, encode_windows, pad_batch
+from models.window_select import WordIndex, best_windows, bm25_scores
+from models.windows import (ArticleTokens, PairTemplate, Windows, build_windows, pad_batch, question_ids,
+                            select_windows, tokenize_article)
+
+ARTICLE_CACHE = 8   # recently seen articles whose tokens are kept for the next question
 
 
 class ExtractiveReader:
@@ -26,6 +32,8 @@ class ExtractiveReader:
         self.device = device
         self.tokenizer = None
         self.model = None
+        self.template: PairTemplate | None = None
+        self._articles: OrderedDict[str, tuple[ArticleTokens, WordIndex | None]] = OrderedDict()
 
     def warm_up(self) -> None:
         """Load tokenizer and weights (once; later calls do nothing)."""
@@ -34,7 +42,13 @@ class ExtractiveReader:
         if not self.model_name:
             raise ModelLoadError("This profile has no QA model (qa.model is empty), so it cannot answer "
                                  "questions; choose a profile with one.")
-        self.tokenizer, self.model = load_pretrained(self.model_name, "qa", self.device)
+        if self.settings.quantize not in ("none", "int8"):
+            raise ModelLoadError(f"qa.quantize must be 'none' or 'int8', not {self.settings.quantize!r}.")
+        tokenizer, model = load_pretrained(self.model_name, "qa", self.device)
+        if self.settings.quantize == "int8" and self.device == "cpu":
+            model = quantize_int8(model)
+        self.template = PairTemplate.from_tokenizer(tokenizer)
+        self.tokenizer, self.model = tokenizer, model
 
     def run(self, article: str, questions: list[str], top_k: int | None = None) -> list[dict]:
         """Answer every question about ``article``; questions are batched together.
@@ -56,9 +70,34 @@ class ExtractiveReader:
                 for q in range(len(questions))]
 
     def preprocess(self, article: str, questions: list[str]) -> Windows:
+        """Windows of every question over the article, which is tokenized once (and kept for the
+        next few calls); with ``max_windows`` only each question's best windows by BM25."""
         s = self.settings
-        return encode_windows(self.tokenizer, questions, [article] * len(questions),
-                              s.max_seq_len, s.doc_stride, s.max_question_len)
+        tokens, index = self.article_tokens(article)
+        windows = build_windows(self.template, question_ids(self.tokenizer, questions, s.max_question_len),
+                                tokens, s.max_seq_len, s.doc_stride)
+        if not s.max_windows:
+            return windows
+        spans = np.array([[o[m][0, 0], o[m][-1, 1]] if m.any() else [0, 0]
+                          for o, m in zip(windows.offsets, windows.context_mask)], dtype=np.int64)
+        keep = np.zeros(len(windows), dtype=bool)
+        for q, question in enumerate(questions):
+            ws = np.flatnonzero(windows.sample == q)
+            keep[ws[best_windows(bm25_scores(index, spans[ws], question), s.max_windows)]] = True
+        return select_windows(windows, keep)
+
+    def article_tokens(self, article: str) -> tuple[ArticleTokens, WordIndex | None]:
+        """The article's tokens (and word index when windows are selected), from the cache."""
+        hit = self._articles.get(article)
+        if hit is None:
+            hit = (tokenize_article(self.tokenizer, article),
+                   WordIndex.build(article) if self.settings.max_windows else None)
+            self._articles[article] = hit
+            while len(self._articles) > ARTICLE_CACHE:
+                self._articles.popitem(last=False)
+        else:
+            self._articles.move_to_end(article)
+        return hit
 
     def forward(self, windows: Windows) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Start and end logits of every window, computed in length-sorted batches with padding
@@ -126,3 +165,16 @@ class ExtractiveReader:
                 "end": c.end, "selected": selected,
                 "sentence": sent.text(article) if sent else None,
                 "sentence_start": sent.start if sent else None}
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantization of the linear layers (weights int8, activations quantized on the
+    fly): about 1.5x faster matrix multiplies on AVX2 CPUs, a quarter of the weight memory."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # torch points users at torchao; this API still works
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -184,7 +184,9 @@ def main(argv=None) -> None:
     if args.max_steps:
         total = min(total, args.max_steps)
 
-    model = AutoModelForQuestionAnswering.from_pretrained(base, use_safetensors=True)
+    # float32 always: a float16 base (such as a shipped model continued for another epoch) would
+    # otherwise train in half precision on the CPU.
+    model = AutoModelForQuestionAnswering.from_pretrained(base, use_safetensors=True, dtype=torch.float32)
     model.train()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     groups = [

@@ -104,3 +104,124 @@ def pad_batch(windows: Windows, index: list[int] | np.ndarray, pad_id: int) -> d
             tt[j, : len(t)] = t
         out["token_type_ids"] = tt
     return out
+
+
+@dataclass
+class PairTemplate:
+    """Where a tokenizer puts its special tokens around a (question, article) pair.
+
+    Read once from the tokenizer itself (``from_tokenizer``), so it holds for BERT
+    (``[CLS] q [SEP] c [SEP]``), RoBERTa (``<s> q </s></s> c </s>``) and others alike.
+    Each part is a list of (token id, token type id) pairs.
+    """
+
+    prefix: list[tuple[int, int]]
+    middle: list[tuple[int, int]]
+    suffix: list[tuple[int, int]]
+    question_type: int
+    context_type: int
+    has_types: bool
+
+    @property
+    def specials(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> "PairTemplate":
+        enc = tokenizer("a", "b")
+        ids = enc["input_ids"]
+        types = enc.get("token_type_ids") or [0] * len(ids)
+        parts: list[list[tuple[int, int]]] = [[], [], []]
+        q_type = c_type = 0
+        part = 0
+        for i, seq in enumerate(enc.sequence_ids()):
+            if seq is None:
+                parts[part].append((ids[i], types[i]))
+            elif seq == 0:
+                part, q_type = 1, types[i]
+            else:
+                part, c_type = 2, types[i]
+        return cls(parts[0], parts[1], parts[2], q_type, c_type, "token_type_ids" in enc)
+
+
+@dataclass
+class ArticleTokens:
+    """An article tokenized once (no special tokens), reused for every question about it."""
+
+    ids: np.ndarray        # (n,) token ids
+    offsets: np.ndarray    # (n, 2) character offsets into the article
+
+
+def tokenize_article(tokenizer, article: str) -> ArticleTokens:
+    """The whole article in tokens with character offsets (windows are cut from it later, so the
+    model's own length limit does not apply here)."""
+    enc = tokenizer(article, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return ArticleTokens(np.asarray(enc["input_ids"], dtype=np.int64),
+                         np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2))
+
+
+def window_ranges(n_tokens: int, room: int, doc_stride: int) -> list[tuple[int, int]]:
+    """Token ranges of the article windows: ``room`` tokens each, consecutive ones sharing
+    ``doc_stride`` tokens, the last ending at the article's end. The same cut as the Rust
+    tokenizer's truncation with overflow, so windows match ``encode_windows`` token for token."""
+    if room <= doc_stride:
+        raise ValueError(f"doc_stride ({doc_stride}) must be below the article room per window ({room})")
+    ranges = []
+    for start in range(0, max(n_tokens, 1), room - doc_stride):
+        stop = min(start + room, n_tokens)
+        ranges.append((start, stop))
+        if stop == n_tokens:
+            break
+    return ranges
+
+
+def question_ids(tokenizer, questions: list[str], max_question_len: int) -> list[list[int]]:
+    """Token ids of each question (no special tokens), cut to ``max_question_len``."""
+    enc = tokenizer(questions, add_special_tokens=False)
+    return [ids[:max_question_len] for ids in enc["input_ids"]]
+
+
+def build_windows(template: PairTemplate, questions: list[list[int]], article: ArticleTokens,
+                  max_seq_len: int, doc_stride: int) -> Windows:
+    """Windows for each question over an already tokenized article (no tokenizer call).
+
+    Args:
+        template: the tokenizer's pair layout.
+        questions: token ids per question (``question_ids``).
+        article: the article's tokens (``tokenize_article``).
+        max_seq_len, doc_stride: as in ``encode_windows``.
+    Returns:
+        Windows, in question order, each question's windows in article order.
+    """
+    ids_out, types_out, offs_out, masks_out, sample = [], [], [], [], []
+    pre_ids = [t for t, _ in template.prefix]
+    n = len(article.ids)
+    for qi, q in enumerate(questions):
+        head_ids = pre_ids + list(q) + [t for t, _ in template.middle]
+        head_types = ([t for _, t in template.prefix] + [template.question_type] * len(q)
+                      + [t for _, t in template.middle])
+        tail_ids = [t for t, _ in template.suffix]
+        tail_types = [t for _, t in template.suffix]
+        room = max_seq_len - len(q) - template.specials
+        for a, b in window_ranges(n, room, doc_stride):
+            k = b - a
+            ids_out.append(head_ids + article.ids[a:b].tolist() + tail_ids)
+            types_out.append(head_types + [template.context_type] * k + tail_types)
+            off = np.zeros((len(head_ids) + k + len(tail_ids), 2), dtype=np.int64)
+            off[len(head_ids):len(head_ids) + k] = article.offsets[a:b]
+            mask = np.zeros(len(off), dtype=bool)
+            mask[len(head_ids):len(head_ids) + k] = True
+            offs_out.append(off)
+            masks_out.append(mask)
+            sample.append(qi)
+    return Windows(ids_out, types_out if template.has_types else None, offs_out, masks_out,
+                   np.asarray(sample, dtype=np.int64))
+
+
+def select_windows(windows: Windows, keep: np.ndarray) -> Windows:
+    """The windows where ``keep`` is True (question-aware window selection)."""
+    idx = np.flatnonzero(keep)
+    return Windows([windows.input_ids[i] for i in idx],
+                   None if windows.token_type_ids is None else [windows.token_type_ids[i] for i in idx],
+                   [windows.offsets[i] for i in idx], [windows.context_mask[i] for i in idx],
+                   windows.sample[idx])

@@ -1,0 +1,135 @@
+"""Issue 6 machinery: article tokenized once, windows cut from its tokens, BM25 window selection,
+int8 quantization, the fast profile. Windows must equal the tokenizer's own overflow windows."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from transformers import AutoTokenizer
+
+from models.window_select import WordIndex, best_windows, bm25_scores, query_terms
+from models.windows import (PairTemplate, build_windows, encode_windows, question_ids, tokenize_article,
+                            window_ranges)
+from serve.api import ArticleQA
+from models.profiles import load_profile
+from tests.conftest import long_article
+
+QUESTIONS = ["What did Putin give Kim?", "Who?", "word " * 80, "When and where was the summit, and why?"]
+
+
+def tokenizers(tiny_profile):
+    folder = Path(tiny_profile).parent
+    return [AutoTokenizer.from_pretrained(str(folder / "tiny-qa")),     # BERT: [CLS] q [SEP] c [SEP]
+            AutoTokenizer.from_pretrained(str(folder / "tiny-bart"))]   # BART: <s> q </s></s> c </s>
+
+
+@pytest.mark.parametrize("max_len,stride", [(128, 32), (96, 40), (200, 64)])
+def test_windows_from_article_tokens_equal_tokenizer_overflow(tiny_profile, seed_article, max_len, stride):
+    for tok in tokenizers(tiny_profile):
+        for article in (seed_article, "One short sentence.", seed_article[:700]):
+            ref = encode_windows(tok, QUESTIONS, [article] * len(QUESTIONS), max_len, stride, 32)
+            got = build_windows(PairTemplate.from_tokenizer(tok), question_ids(tok, QUESTIONS, 32),
+                                tokenize_article(tok, article), max_len, stride)
+            assert got.input_ids == ref.input_ids
+            assert got.token_type_ids == ref.token_type_ids
+            assert all((a == b).all() for a, b in zip(got.offsets, ref.offsets))
+            assert all((a == b).all() for a, b in zip(got.context_mask, ref.context_mask))
+            assert got.sample.tolist() == ref.sample.tolist()
+
+
+def test_bart_template_has_no_token_types(tiny_profile):
+    bert, bart = tokenizers(tiny_profile)
+    assert PairTemplate.from_tokenizer(bert).has_types
+    t = PairTemplate.from_tokenizer(bart)
+    assert not t.has_types and len(t.middle) == 2 and t.specials == 4
+
+
+def test_window_ranges_cover_every_token_with_the_overlap():
+    r = window_ranges(1000, 300, 100)
+    assert r[0] == (0, 300) and r[-1][1] == 1000
+    assert all(b[0] == a[0] + 200 for a, b in zip(r, r[1:]))
+    assert window_ranges(10, 300, 100) == [(0, 10)]
+    assert window_ranges(0, 300, 100) == [(0, 0)]
+    with pytest.raises(ValueError, match="doc_stride"):
+        window_ranges(1000, 100, 100)
+
+
+def test_query_terms_drop_stop_words_and_plurals():
+    assert query_terms("What gifts were exchanged between the leaders?") == ["gift", "exchanged", "leader"]
+    assert query_terms("Who is he?") == []
+
+
+def test_bm25_prefers_the_window_with_the_rare_question_words():
+    article = "Alpha beta gamma. " * 30 + "The limousine was a gift to Kim. " + "Delta epsilon. " * 30
+    index = WordIndex.build(article)
+    cut = article.index("The limousine")
+    spans = np.array([[0, cut], [cut, cut + 40], [cut + 40, len(article)]])
+    s = bm25_scores(index, spans, "Which limousine was the gift?")
+    assert s.argmax() == 1 and s[0] == 0 and s[2] == 0
+    assert best_windows(s, 1).tolist() == [1]
+    assert best_windows(np.zeros(5), 2).tolist() == [0, 1]          # no match: the article's start
+    assert best_windows(s, 0).tolist() == [0, 1, 2]                  # 0 = keep every window
+    assert bm25_scores(index, spans, "Who is he?").tolist() == [0, 0, 0]
+
+
+def profile_copy(tiny_profile, tmp_path, **qa) -> str:
+    prof = yaml.safe_load(Path(tiny_profile).read_text())
+    prof["qa"]["model"] = str(Path(tiny_profile).parent / "tiny-qa")
+    prof["qa"].update(qa)
+    p = tmp_path / "copy.yaml"
+    p.write_text(yaml.safe_dump(prof))
+    return str(p)
+
+
+def test_window_selection_reads_only_the_best_windows(tiny_profile, tmp_path):
+    article = long_article(5000)
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=3)))
+    full = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path)))
+    q = "Which limousine gift did the president give?"
+    r, f = engine.predict_many(article, [q])[0], full.predict_many(article, [q])[0]
+    assert r["windows"] == 3 and f["windows"] > 20
+    assert article[r["start"]:r["end"]] == r["answer"]
+    # the selected windows are the ones BM25 ranks first, and the answer comes from one of them
+    reader = engine.reader
+    w = reader.preprocess(article, [q])
+    spans = [(o[m][0, 0], o[m][-1, 1]) for o, m in zip(w.offsets, w.context_mask)]
+    assert any(a <= r["start"] and r["end"] <= b for a, b in spans)
+
+
+def test_article_is_tokenized_once_for_many_calls(tiny_profile, tmp_path, seed_article, monkeypatch):
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path)))
+    engine.warm_up(summarizer=False)
+    calls = []
+    import models.qa as qa
+    real = qa.tokenize_article
+    monkeypatch.setattr(qa, "tokenize_article", lambda tok, a: calls.append(len(a)) or real(tok, a))
+    first = engine.predict_many(seed_article, ["What did Putin give Kim?", "Who visited?"])
+    again = engine.predict_many(seed_article, ["What did Putin give Kim?"])
+    engine.predict_many("Another article. It is short.", ["Who?"])
+    assert calls == [len(seed_article), len("Another article. It is short.")]
+    assert again[0]["answer"] == first[0]["answer"] and again[0]["score"] == first[0]["score"]
+
+
+def test_int8_quantization_replaces_linear_layers_and_still_answers(tiny_profile, tmp_path, seed_article):
+    import torch
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, quantize="int8")))
+    r = engine.predict_many(seed_article, ["What did Putin give Kim?"])[0]
+    assert seed_article[r["start"]:r["end"]] == r["answer"]
+    kinds = {type(m).__module__ for m in engine.reader.model.modules()}
+    assert any("quantized" in k for k in kinds)
+    assert not any(type(m) is torch.nn.Linear for m in engine.reader.model.modules())
+
+
+def test_unknown_quantize_value_is_a_clear_error(tiny_profile, tmp_path, seed_article):
+    from models.loading import ModelLoadError
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, quantize="int4")))
+    with pytest.raises(ModelLoadError, match="quantize"):
+        engine.predict_many(seed_article, ["Who?"])
+
+
+def test_fast_profile_loads_and_reads_fewer_windows(seed_article):
+    fast = load_profile("fast")
+    assert fast.qa.max_windows and fast.qa.max_seq_len <= load_profile("embedded").qa.max_seq_len
+    r = ArticleQA(fast).predict_many(seed_article, ["What did Putin give Kim?"])[0]
+    assert r["windows"] == fast.qa.max_windows
+    assert r["answer"] is None or seed_article[r["start"]:r["end"]] == r["answer"]
