@@ -77,6 +77,12 @@ def distilbart_model(corpus: str) -> Path:
         build_random_bart(folder, corpus, vocab_size=8000, max_positions=1024,
                           summarization={"num_beams": 4, "no_repeat_ngram_size": 3, "length_penalty": 2.0,
                                          "early_stopping": True}, **DISTILBART_CNN)
+    # transformers 5 names the generic fast tokenizer "TokenizersBackend"; 4.57 knows it by its old name
+    cfg_path = folder / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("tokenizer_class") == "TokenizersBackend":
+        cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+        cfg_path.write_text(json.dumps(cfg, indent=1))
     return folder
 
 
@@ -125,8 +131,9 @@ class Worker:
     def __init__(self, python: Path, mode: str, init: dict, threads: int):
         env = dict(os.environ, TOKENIZERS_PARALLELISM="false", TRANSFORMERS_VERBOSITY="error",
                    HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
+        self.log = open(WORK / f"worker-{mode}.log", "a")
         self.proc = subprocess.Popen([str(python), str(WORKER), mode], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      cwd=str(REPO), env=env)
         self.call({"op": "init", "threads": threads, **init})
 
@@ -135,7 +142,7 @@ class Worker:
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"benchmark worker died on {req['op']}")
+            raise RuntimeError(f"benchmark worker died on {req['op']} (see {self.log.name})")
         return json.loads(line)
 
     def close(self) -> None:
@@ -267,16 +274,16 @@ def run_summary_bench(wl: dict, threads: int, anchor_py: Path) -> list[dict]:
         for w in sides.values():
             w.call({"op": "load", "task": "summarize", "model": str(folder)})
         times: dict[str, list[float]] = {s: [] for s in sides}
+        rss: dict[str, float] = {}
         for _ in range(2):
             for side, w in sides.items():
                 print(f"  abstractive summary {side} ...", flush=True)
                 out = w.call({"op": "summarize", "article": article, "generation": gen})
                 times[side].append(out["seconds"][0])
-                rss = out["peak_rss_mb"]
-            rows_rss = rss
+                rss[side] = out["peak_rss_mb"]
         for side in sides:
             rows.append({"summary": f"abstractive (distilbart-cnn shape, {FIXED_TOKENS} tokens, 4 beams)",
-                         "side": side, "seconds": float(np.median(times[side])), "peak_rss_mb": rows_rss})
+                         "side": side, "seconds": float(np.median(times[side])), "peak_rss_mb": rss[side]})
         rows[-1]["ratio"] = rows[-1]["seconds"] / rows[-2]["seconds"]
     finally:
         for w in sides.values():
@@ -287,9 +294,10 @@ def run_summary_bench(wl: dict, threads: int, anchor_py: Path) -> list[dict]:
 # ---------------------------------------------------------------- report
 
 def print_table(qa_rows: list[dict], sum_rows: list[dict]) -> None:
-    print("\n| model | workload | side | p50 s/q | p95 s/q | q/s | vs anchor latency | vs anchor q/s "
+    if qa_rows:
+        print("\n| model | workload | side | p50 s/q | p95 s/q | q/s | vs anchor latency | vs anchor q/s "
           "| GFLOP/s (share of peak) | peak RSS MB | same top answer |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in qa_rows:
         print(f"| {r['model']} | {r['workload']} | {r['side']} | {r['p50_s']:.3f} | {r['p95_s']:.3f} "
               f"| {r['q_per_s']:.2f} | {r['latency_ratio']:.2f}x | {r['throughput_ratio']:.2f}x "
@@ -324,8 +332,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"seed article: {len(wl['seed']['article'].split())} words, 30 questions; "
           f"long article: {wl['long']['words']} words, 5 questions", flush=True)
     qa_rows = run_qa_bench(qa_models(args.models.split(",")), wl, args.threads, anchor_py)
+    (WORK / "results.json").write_text(json.dumps({"qa": qa_rows}, indent=1))   # kept if summaries fail
+    print_table(qa_rows, [])
     sum_rows = [] if args.no_summaries else run_summary_bench(wl, args.threads, anchor_py)
-    print_table(qa_rows, sum_rows)
+    print_table([], sum_rows)
     (WORK / "results.json").write_text(json.dumps({"qa": qa_rows, "summaries": sum_rows}, indent=1))
     print(f"\n{time.time() - t0:.0f} s; rows in {WORK / 'results.json'}")
 

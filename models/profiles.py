@@ -49,6 +49,7 @@ class SummarizerSettings:
 class RuntimeSettings:
     device: str = "auto"              # "auto" (GPU when present), "cpu", "cuda"
     threads: int = 0                  # torch CPU threads; 0 = torch's default
+    release_memory: bool = True       # give freed memory back to the OS when the last request ends (serve/memory.py)
 
 
 @dataclass

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{r['answer']}  (confidence {r['score']:.2f}, characters {r['start']}-{r['end']})")
             return 0
         from serve.app import launch, parse_auth
+        from serve.memory import limit_arenas
+        if "MALLOC_ARENA_MAX" not in os.environ:
+            limit_arenas(2)   # before the web server starts its threads (serve/memory.py)
         launch(args.profile, args.host, args.port, auth=parse_auth(args.auth) if args.auth else None)
         return 0
     except (ModelLoadError, InputError, ValueError, OSError) as exc:

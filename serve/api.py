@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 
 from models.loading import ModelLoadError, pick_device
 from models.profiles import Profile, load_profile, profile_path
 from models.qa import ExtractiveReader
 from models.summarize import make_summarizer
 from models.text import InputError, check_question, decode_article
+from serve.memory import release_free_memory
 
 
 class ArticleQA:
@@ -34,6 +36,8 @@ class ArticleQA:
             torch.set_num_threads(rt.threads)
         self._device_checked = False
         self._lock = threading.Lock()          # guards loading
+        self._count_lock = threading.Lock()
+        self._waiting = 0                      # requests holding or waiting for the run lock
         self._run_lock = threading.Lock()      # one inference at a time: torch already uses every
         # core, and a fast tokenizer must not be reconfigured by two threads at once
         self.reader: ExtractiveReader | None = None
@@ -85,7 +89,7 @@ class ArticleQA:
         if top_k is not None and (not isinstance(top_k, int) or not 1 <= top_k <= 20):
             raise InputError("top_k must be an integer from 1 to 20.")
         reader = self._reader()
-        with self._run_lock:
+        with self._running():
             results = reader.run(text, qs, top_k)
         for q, r in zip(qs, results):
             r["question"] = q
@@ -96,8 +100,25 @@ class ArticleQA:
         if max_words is not None and (not isinstance(max_words, int) or not 10 <= max_words <= 1000):
             raise InputError("max_words must be an integer from 10 to 1000.")
         summarizer = self._summarizer()
-        with self._run_lock:
+        with self._running():
             return summarizer.run(text, max_words)
+
+    @contextmanager
+    def _running(self):
+        """Hold the run lock; the last request out hands freed memory back to the OS. Trimming
+        only when no other request waits keeps the trim's page-fault cost off busy periods, and
+        memory returns to its resting size after every burst."""
+        with self._count_lock:
+            self._waiting += 1
+        try:
+            with self._run_lock:
+                yield
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
+                idle = self._waiting == 0
+            if idle and self.profile.runtime.release_memory:
+                release_free_memory()
 
 
 _ENGINES: dict[str, ArticleQA] = {}

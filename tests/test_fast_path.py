@@ -75,6 +75,7 @@ def test_bm25_prefers_the_window_with_the_rare_question_words():
 def profile_copy(tiny_profile, tmp_path, **qa) -> str:
     prof = yaml.safe_load(Path(tiny_profile).read_text())
     prof["qa"]["model"] = str(Path(tiny_profile).parent / "tiny-qa")
+    prof["summarizer"]["model"] = str(Path(tiny_profile).parent / "tiny-bart")
     prof["qa"].update(qa)
     p = tmp_path / "copy.yaml"
     p.write_text(yaml.safe_dump(prof))
@@ -133,3 +134,39 @@ def test_fast_profile_loads_and_reads_fewer_windows(seed_article):
     r = ArticleQA(fast).predict_many(seed_article, ["What did Putin give Kim?"])[0]
     assert r["windows"] == fast.qa.max_windows
     assert r["answer"] is None or seed_article[r["start"]:r["end"]] == r["answer"]
+
+
+def test_memory_release_runs_after_each_request(tiny_profile, tmp_path, seed_article, monkeypatch):
+    import serve.api
+    from serve.memory import limit_arenas, release_free_memory
+    calls = []
+    monkeypatch.setattr(serve.api, "release_free_memory", lambda: calls.append(1) or True)
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path)))
+    engine.predict_many(seed_article, ["Who?"])
+    engine.summarize(seed_article)
+    assert len(calls) == 2
+    engine.profile.runtime.release_memory = False
+    engine.predict_many(seed_article, ["Who?"])
+    assert len(calls) == 2
+    import sys
+    if sys.platform.startswith("linux"):          # glibc: both calls take effect
+        assert limit_arenas(2) is True
+        assert isinstance(release_free_memory(), bool)
+
+
+def test_memory_is_released_only_when_no_request_waits(tiny_profile, tmp_path, seed_article, monkeypatch):
+    import threading
+    import time as _time
+
+    import serve.api
+    calls = []
+    monkeypatch.setattr(serve.api, "release_free_memory", lambda: calls.append(1) or True)
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path)))
+    engine.warm_up(summarizer=False)
+    worker = threading.Thread(target=engine.predict_many, args=(seed_article, ["Who?"]))
+    with engine._running():              # a request in progress ...
+        worker.start()                   # ... and one that waits for it
+        while engine._waiting < 2:
+            _time.sleep(0.01)
+    worker.join()
+    assert len(calls) == 1               # only the last one out released memory
