@@ -25,6 +25,11 @@ class Candidate:
     end: int
     window: int
     null: float  # the no-answer probability of the window the span comes from
+    window_score: float = -1.0  # the span's probability within that window (score before merging)
+
+    def __post_init__(self):
+        if self.window_score < 0:
+            self.window_score = self.score
 
 
 def softmax_masked(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -88,11 +93,23 @@ def to_candidates(text: str, spans: np.ndarray, scores: np.ndarray, null: np.nda
 
 
 def merge_candidates(cands: list[Candidate], text: str, limit: int) -> list[Candidate]:
-    """Best first; a candidate that overlaps a better one (the same place seen by two windows, or a
-    nested span) or repeats its text is dropped. Keeps at most ``limit``."""
+    """Best first. The same characters found by overlapping windows are one candidate whose score
+    is the sum of theirs, capped at 1 (each window's evidence counts, as in the transformers 4 QA
+    pipeline); its ``window_score`` and ``null`` stay those of its best window, so the no-answer
+    decision is per window. Then a candidate that overlaps a better one (a nested span) or repeats
+    its text is dropped. Keeps at most ``limit``."""
+    same: dict[tuple[int, int], Candidate] = {}
+    for c in sorted(cands, key=lambda c: -c.window_score):
+        first = same.get((c.start, c.end))
+        if first is None:
+            same[(c.start, c.end)] = Candidate(c.score, c.start, c.end, c.window, c.null, c.window_score)
+        else:
+            first.score += c.score
+    for c in same.values():
+        c.score = min(c.score, 1.0)
     kept: list[Candidate] = []
     seen_text: set[str] = set()
-    for c in sorted(cands, key=lambda c: (-c.score, c.start)):
+    for c in sorted(same.values(), key=lambda c: (-c.score, c.start)):
         key = " ".join(text[c.start:c.end].lower().split())
         if key in seen_text or any(c.start < k.end and k.start < c.end for k in kept):
             continue
@@ -104,13 +121,13 @@ def merge_candidates(cands: list[Candidate], text: str, limit: int) -> list[Cand
 
 
 def has_answer(best: Candidate | None, null_threshold: float) -> bool:
-    """The no-answer decision: answer when log(best span score) - log(its window's no-answer
-    score) >= ``null_threshold``. 0 means "the span beats no-answer"; higher is stricter."""
+    """The no-answer decision: answer when log(best span's score in its window) - log(that
+    window's no-answer score) >= ``null_threshold``. 0 means "the span beats no-answer"; higher is stricter."""
     if best is None:
         return False
     if best.null <= 0:
         return True
-    return math.log(best.score) - math.log(best.null) >= null_threshold
+    return math.log(best.window_score) - math.log(best.null) >= null_threshold
 
 
 def select_list(cands: list[Candidate], list_threshold: float, max_list: int) -> list[Candidate]:

@@ -1,3 +1,4 @@
+import pytest
 """Span search on hand-made logits: no model needed."""
 import numpy as np
 
@@ -57,6 +58,18 @@ def test_merge_across_windows_drops_overlapping_duplicates():
     kept = merge_candidates(cands, text, 10)
     assert [(c.start, c.end) for c in kept] == [(17, 26), (33, 40)]
     assert [text[c.start:c.end] for c in kept] == ["limousine", "tea set"]
+    assert kept[0].score == 1.0 and kept[0].window_score == 0.6    # 0.6 + 0.5, capped; best window kept
+
+
+def test_evidence_from_overlapping_windows_adds_up():
+    text = "tens of thousands of spectators"
+    # "tens of thousands" is second in each window but first once both windows count
+    cands = [Candidate(0.23, 0, 20, 0, 0.01), Candidate(0.337, 0, 17, 0, 0.01),
+             Candidate(0.365, 0, 20, 1, 0.01), Candidate(0.356, 0, 17, 1, 0.01)]
+    kept = merge_candidates(cands, text, 5)
+    assert text[kept[0].start:kept[0].end] == "tens of thousands"
+    assert kept[0].score == pytest.approx(0.693) and kept[0].window_score == pytest.approx(0.356)
+    assert has_answer(kept[0], 0.0)
 
 
 def test_offsets_are_widened_to_whole_words_and_exact_substrings():
