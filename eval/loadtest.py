@@ -80,9 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         rss_before = rss_mb(server.pid)
         # a warm-up round: every user once, both endpoints, concurrently, so that first-use
         # allocations (worker threads, allocator pools) are not counted as growth under load
-        warm = [threading.Thread(target=lambda u=u: Client(url, verbose=False).predict(
-            article, *((60,) if u % 2 else (QUESTIONS[u % len(QUESTIONS)], 3)),
-            api_name="/summarize" if u % 2 else "/answer")) for u in range(args.users)]
+        def warm_up(u: int) -> None:
+            client = Client(url, verbose=False)
+            if u % 2:
+                client.predict(article, 60, api_name="/summarize")
+            else:
+                client.predict(article, QUESTIONS[u % len(QUESTIONS)], 3, api_name="/answer")
+
+        warm = [threading.Thread(target=warm_up, args=(u,)) for u in range(args.users)]
         for t in warm:
             t.start()
         for t in warm:

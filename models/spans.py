@@ -25,10 +25,12 @@ class Candidate:
     end: int
     window: int
     null: float  # the no-answer probability of the window the span comes from
-    window_score: float = -1.0  # the span's probability within that window (score before merging)
+    # the span's probability within its own window: the score before overlapping windows are
+    # merged (merge_candidates); defaults to ``score`` for a freshly decoded span
+    window_score: float | None = None
 
     def __post_init__(self):
-        if self.window_score < 0:
+        if self.window_score is None:
             self.window_score = self.score
 
 

@@ -12,12 +12,13 @@ import json
 import math
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from models.squad import QAExample, read_squad
+from models.squad import QAExample, normalize_answer, read_squad
 from models.windows import Windows, encode_windows, pad_batch
 
 CLS_INDEX = 0
@@ -55,13 +56,36 @@ class Features:
     end: np.ndarray
 
 
+def training_answer(example: QAExample, choice: str = "first") -> tuple[str, int]:
+    """The one gold answer a question is trained on: its text and character start.
+
+    Args:
+        example: an answerable question; SQuAD-shifts gives up to 4 annotators' answers.
+        choice: "first" (the question writer's answer) or "majority" (the answer most annotators
+            gave, compared after SQuAD normalisation; ties go to the earliest), which trains on the
+            span annotators agree on rather than one annotator's boundaries.
+    Returns:
+        (text, char_start) of one of ``example.answers``.
+    """
+    if choice == "first":
+        return example.answers[0], example.answer_starts[0]
+    if choice != "majority":
+        raise ValueError(f"answer choice must be 'first' or 'majority', not {choice!r}")
+    norms = [normalize_answer(a) for a in example.answers]
+    counts = Counter(norms)
+    best = max(range(len(norms)), key=lambda i: (counts[norms[i]], -i))
+    return example.answers[best], example.answer_starts[best]
+
+
 def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_stride: int,
-                   null_keep: float, unanswerable_frac: float, seed: int) -> Features:
+                   null_keep: float, unanswerable_frac: float, seed: int,
+                   answer_choice: str = "first") -> Features:
     """Windows with answer labels for training.
 
     Windows that do not hold the answer are labelled no-answer (CLS) and a ``null_keep`` share of
     them is kept. ``unanswerable_frac`` of the questions are also paired with a paragraph of a
-    different article: the first window of each such pair is a no-answer example.
+    different article: the first window of each such pair is a no-answer example. Each question is
+    trained on one gold answer, picked by ``answer_choice`` (see ``training_answer``).
     """
     rng = random.Random(seed)
     answerable = [e for e in examples if e.answers]
@@ -90,9 +114,8 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
             seen_foreign.add(s)
             keep.append(w); starts.append(CLS_INDEX); ends.append(CLS_INDEX)
             continue
-        e = answerable[s]
-        a0 = e.answer_starts[0]
-        st, en = answer_token_span(win.offsets[w], win.context_mask[w], a0, a0 + len(e.answers[0]))
+        text, a0 = training_answer(answerable[s], answer_choice)
+        st, en = answer_token_span(win.offsets[w], win.context_mask[w], a0, a0 + len(text))
         if st == CLS_INDEX and rng.random() >= null_keep:
             continue
         keep.append(w); starts.append(st); ends.append(en)
@@ -138,6 +161,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--null-keep", type=float, default=0.3, help="share of answerless windows kept")
     p.add_argument("--unanswerable-frac", type=float, default=0.0,
                    help="share of questions also paired with another article's paragraph")
+    p.add_argument("--answer", choices=["first", "majority"], default="first",
+                   help="which gold answer to train on when a question has several")
     p.add_argument("--warmup", type=float, default=0.1, help="share of steps with linear warm-up")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip", type=float, default=1.0)
@@ -173,7 +198,7 @@ def main(argv=None) -> None:
         examples = examples[: args.limit]
     t0 = time.time()
     feats = build_features(examples, tok, args.max_seq_len, args.doc_stride, args.null_keep,
-                           args.unanswerable_frac, args.seed)
+                           args.unanswerable_frac, args.seed, args.answer)
     n_null = int((feats.start == CLS_INDEX).sum())
     print(f"{len(examples)} questions -> {len(feats.windows)} windows ({n_null} no-answer) "
           f"in {time.time() - t0:.0f}s", flush=True)

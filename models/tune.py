@@ -82,7 +82,6 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     em = float(np.mean([exact_match(p, e.answers) for p, e in zip(preds, exs)])) * 100
     f1s = np.array([f1_score(p, e.answers) for p, e in zip(preds, exs)])
     pm, nm = np.array([margin(r) for r in pos]), np.array([margin(r) for r in neg])
-    t, s = best_threshold(pm, f1s, nm)
     by_prior = {}
     for w in (1.0, 0.5, 0.25):
         tw, sw = best_threshold(pm, f1s, nm, w)
@@ -90,6 +89,30 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
             "null_threshold": round(tw, 3), "score": round(sw * 100, 2),
             "answerable_f1": round(float(f1s[pm >= tw].sum() / len(f1s)) * 100, 2),
             "unanswerable_acc": round(float((nm < tw).mean()) * 100, 2)}
-    return {"by_prior": by_prior, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2),
-            "null_threshold": round(t, 3), "v2_score_at_threshold": round(s * 100, 2),
-            "max_seq_len": max_seq_len, "doc_stride": doc_stride}
+    even = by_prior["unanswerable_weight_1.0"]
+    return {"by_prior": by_prior, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2),
+            "f1": round(float(f1s.mean()) * 100, 2), "null_threshold": even["null_threshold"],
+            "v2_score_at_threshold": even["score"], "max_seq_len": max_seq_len, "doc_stride": doc_stride}
+
+
+def main(argv=None) -> None:
+    """``python -m models.tune MODEL_DIR --dev FILE [--max-seq-len N --doc-stride N] [--out FILE]``"""
+    import argparse
+    import json
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("model", help="QA model folder")
+    p.add_argument("--dev", required=True, help="SQuAD-format development file")
+    p.add_argument("--max-seq-len", type=int, default=384)
+    p.add_argument("--doc-stride", type=int, default=128)
+    p.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    p.add_argument("--out", help="write the report (JSON) here too")
+    args = p.parse_args(argv)
+    report = tune_null_threshold(args.model, args.dev, args.max_seq_len, args.doc_stride, limit=args.limit)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

