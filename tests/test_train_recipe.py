@@ -55,3 +55,4 @@ def test_shipped_recipe_never_trains_on_the_benchmark_or_dev_set():
         assert not any("squad-v1.1-dev" in f or "xquad" in f for f in args.train), args.train
         assert args.dev.endswith("xquad.en.json")
     assert len(outs) == len(recipe["stages"]) >= 1
+
