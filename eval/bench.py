@@ -204,7 +204,8 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
                         **common})   # warm-up, not timed
             plan = [("seed one by one", "seed", False), ("seed predict_many", "seed", True),
                     ("long article", "long", False)]
-            anchor_ref: dict[str, dict] = {}
+            anchor_ref: dict[str, dict] = {}      # workload -> the anchor's row
+            exact_lengths: dict[str, list[int]] = {}
             for label, key, batch in plan:
                 for side, w in sides.items():
                     if side == "anchor" and batch:
@@ -212,26 +213,22 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
                     print(f"  {name:9s} {label:18s} {side} ...", flush=True)
                     out = w.call({"op": "qa", "article": wl[key]["article"], "questions": wl[key]["questions"],
                                   "batch": batch, **common})
-                    row = {"model": name, "workload": label, "side": side,
-                           **summarise_side(out["seconds"], out["peak_rss_mb"])}
+                    row = {"model": name, "workload": label, "side": side, "key": key,
+                           **summarise_side(out["seconds"], out["peak_rss_mb"]),
+                           "answers": out["answers"], "window_lengths": out.get("window_lengths"),
+                           "matmul_peak_gflops": peak}
                     if side == "anchor":
-                        anchor_ref[key] = {**row, "answers": out["answers"]}
-                        lengths = None
-                    else:
-                        lengths = out["window_lengths"]
-                        if side == "exact":
-                            anchor_ref[key]["window_lengths"] = lengths
-                    lengths = lengths or anchor_ref[key].get("window_lengths")
-                    row["answers"] = out["answers"]
-                    row["window_lengths"] = lengths
-                    row["matmul_peak_gflops"] = peak
+                        anchor_ref[key] = row
+                    elif side == "exact":
+                        exact_lengths[key] = row["window_lengths"]
                     rows.append(row)
             for row in rows:
                 if row["model"] != name:
                     continue
-                key = "seed" if row["workload"].startswith("seed") else "long"
-                ref = anchor_ref[key]
-                lengths = row["window_lengths"] or ref.get("window_lengths") or []
+                ref = anchor_ref[row["key"]]
+                # the anchor reads the same windows as the exact engine (same tokenizer, window
+                # length and stride) but does not report them
+                lengths = row["window_lengths"] or exact_lengths[row["key"]]
                 row["gflops"] = encoder_flops(lengths, *dims) / row["total_s"] / 1e9
                 row["share_of_peak"] = row["gflops"] / peak
                 row["latency_ratio"] = row["p50_s"] / ref["p50_s"]
@@ -241,7 +238,7 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
                 row["differences"] = [
                     {"question": q, "ours": a["answer"], "ours_score": a["score"], "anchor": b["answer"],
                      "anchor_score": b["score"], "verdict": v}
-                    for q, a, b, v in zip(wl[key]["questions"], row["answers"], ref["answers"], verdicts)
+                    for q, a, b, v in zip(wl[row["key"]]["questions"], row["answers"], ref["answers"], verdicts)
                     if v != "same"]
         finally:
             for w in sides.values():

@@ -23,6 +23,7 @@ class QASettings:
     max_seq_len: int = 384            # tokens per window, question included
     doc_stride: int = 128             # tokens shared by consecutive windows
     max_answer_len: int = 30          # longest answer, in tokens
+    length_penalty: float = 0.0       # length prior: a span of n tokens scores x exp(-length_penalty * (n - 1))
     max_question_len: int = 64        # longer questions are cut to this many tokens
     top_k: int = 3                    # candidates returned in ``answers``
     null_threshold: float = 0.0       # log-odds margin a span needs over "no answer"
@@ -127,9 +128,11 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
         limits=_build(Limits, raw.get("limits"), f"{path} limits"),
     )
     q = prof.qa
-    if not 32 <= q.max_seq_len <= 4096 or not 0 <= q.doc_stride < q.max_seq_len // 2 or q.max_answer_len < 1:
+    if not 32 <= q.max_seq_len <= 4096 or not 0 <= q.doc_stride < q.max_seq_len // 2 or q.max_answer_len < 1 \
+            or not 0 <= q.length_penalty <= 5:
         raise ValueError(f"{path}: need 32 <= qa.max_seq_len <= 4096, 0 <= qa.doc_stride < max_seq_len/2, "
-                         f"qa.max_answer_len >= 1 (got {q.max_seq_len}, {q.doc_stride}, {q.max_answer_len})")
+                         f"qa.max_answer_len >= 1, 0 <= qa.length_penalty <= 5 (got {q.max_seq_len}, "
+                         f"{q.doc_stride}, {q.max_answer_len}, {q.length_penalty})")
     if q.max_question_len + 3 + q.doc_stride >= q.max_seq_len:
         raise ValueError(f"{path}: qa.max_question_len + qa.doc_stride leaves no room for the article "
                          f"in qa.max_seq_len")

@@ -140,7 +140,7 @@ class ExtractiveReader:
         chunk = max(1, 4_000_000 // (width * width))     # bounds the (windows, T, T) score array
         for c in range(0, len(ws), chunk):
             sp, sc, nl = window_spans(sl[c:c + chunk], el[c:c + chunk], mask[c:c + chunk],
-                                      s.max_answer_len, top_n)
+                                      s.max_answer_len, top_n, s.length_penalty)
             cands += to_candidates(article, sp, sc, nl, windows.offsets, list(ws[c:c + chunk]))
         cands = merge_candidates(cands, article, max(top_k, s.max_list))
         best = cands[0] if cands else None

@@ -51,9 +51,25 @@ def answer_token_span(offsets: np.ndarray, context_mask: np.ndarray, char_start:
 
 @dataclass
 class Features:
+    """Training windows with labels: ``start``/``end`` one gold span per window (CLS for none);
+    ``golds`` (windows, K, 2) every gold span the window holds, padded with -1 (K = 1 unless the
+    answer choice is "all")."""
+
     windows: Windows
     start: np.ndarray
     end: np.ndarray
+    golds: np.ndarray
+
+
+def answer_spans(example: QAExample) -> list[tuple[str, int]]:
+    """Every distinct gold answer (text, char start) of a question, in annotator order: the
+    labels of ``--answer all``."""
+    seen, out = set(), []
+    for text, a0 in zip(example.answers, example.answer_starts):
+        if (a0, len(text)) not in seen:
+            seen.add((a0, len(text)))
+            out.append((text, a0))
+    return out
 
 
 def training_answer(example: QAExample, choice: str = "first") -> tuple[str, int]:
@@ -61,17 +77,24 @@ def training_answer(example: QAExample, choice: str = "first") -> tuple[str, int
 
     Args:
         example: an answerable question; SQuAD-shifts gives up to 4 annotators' answers.
-        choice: "first" (the question writer's answer) or "majority" (the answer most annotators
+        choice: "first" (the question writer's answer), "majority" (the answer most annotators
             gave, compared after SQuAD normalisation; ties go to the earliest), which trains on the
-            span annotators agree on rather than one annotator's boundaries.
+            span annotators agree on rather than one annotator's boundaries, or "shortest" (fewest
+            words after normalisation; ties go to the earliest). SQuAD-shifts' first answers are
+            a third longer than SQuAD's (3.7 words against 2.8), and a model trained on them gives
+            long answers; their shortest answers (2.6 words) are SQuAD-like.
     Returns:
         (text, char_start) of one of ``example.answers``.
     """
     if choice == "first":
         return example.answers[0], example.answer_starts[0]
-    if choice != "majority":
-        raise ValueError(f"answer choice must be 'first' or 'majority', not {choice!r}")
+    if choice not in ("majority", "shortest"):
+        raise ValueError(f"answer choice must be 'first', 'majority', 'shortest' (or 'all' for "
+                         f"build_features), not {choice!r}")
     norms = [normalize_answer(a) for a in example.answers]
+    if choice == "shortest":
+        best = min(range(len(norms)), key=lambda i: (len(norms[i].split()), i))
+        return example.answers[best], example.answer_starts[best]
     counts = Counter(norms)
     best = max(range(len(norms)), key=lambda i: (counts[norms[i]], -i))
     return example.answers[best], example.answer_starts[best]
@@ -85,7 +108,9 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
     Windows that do not hold the answer are labelled no-answer (CLS) and a ``null_keep`` share of
     them is kept. ``unanswerable_frac`` of the questions are also paired with a paragraph of a
     different article: the first window of each such pair is a no-answer example. Each question is
-    trained on one gold answer, picked by ``answer_choice`` (see ``training_answer``).
+    trained on one gold answer, picked by ``answer_choice`` (see ``training_answer``), or with
+    ``answer_choice="all"`` on every distinct gold span its window holds (``golds``; the loss is
+    then the marginal likelihood of any of them, ``marginal_span_loss``).
     """
     rng = random.Random(seed)
     answerable = [e for e in examples if e.answers]
@@ -104,7 +129,9 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
             questions.append(e.question)
             contexts.append(rng.choice(by_title[other]))
     win = encode_windows(tokenizer, questions, contexts, max_seq_len, doc_stride)
-    keep, starts, ends = [], [], []
+    keep: list[int] = []
+    golds: list[list[tuple[int, int]]] = []
+    null = [(CLS_INDEX, CLS_INDEX)]
     seen_foreign: set[int] = set()
     for w in range(len(win)):
         s = int(win.sample[w])
@@ -112,13 +139,16 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
             if s in seen_foreign:
                 continue
             seen_foreign.add(s)
-            keep.append(w); starts.append(CLS_INDEX); ends.append(CLS_INDEX)
+            keep.append(w); golds.append(null)
             continue
-        text, a0 = training_answer(answerable[s], answer_choice)
-        st, en = answer_token_span(win.offsets[w], win.context_mask[w], a0, a0 + len(text))
-        if st == CLS_INDEX and rng.random() >= null_keep:
+        labels = (answer_spans(answerable[s]) if answer_choice == "all"
+                  else [training_answer(answerable[s], answer_choice)])
+        spans = [answer_token_span(win.offsets[w], win.context_mask[w], a0, a0 + len(text))
+                 for text, a0 in labels]
+        spans = list(dict.fromkeys(sp for sp in spans if sp[0] != CLS_INDEX)) or null
+        if spans == null and rng.random() >= null_keep:
             continue
-        keep.append(w); starts.append(st); ends.append(en)
+        keep.append(w); golds.append(spans)
     kept = Windows(
         input_ids=[win.input_ids[i] for i in keep],
         token_type_ids=None if win.token_type_ids is None else [win.token_type_ids[i] for i in keep],
@@ -126,7 +156,32 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
         context_mask=[win.context_mask[i] for i in keep],
         sample=win.sample[keep],
     )
-    return Features(kept, np.array(starts), np.array(ends))
+    k = max((len(g) for g in golds), default=1)
+    gold = np.full((len(golds), k, 2), -1, dtype=np.int64)
+    for i, g in enumerate(golds):
+        gold[i, :len(g)] = g
+    return Features(kept, gold[:, 0, 0].copy(), gold[:, 0, 1].copy(), gold)
+
+
+def marginal_span_loss(start_logits, end_logits, golds):
+    """-log of the probability of any gold start, plus the same for ends, halved (the loss of
+    ``BertForQuestionAnswering`` when there is one gold span).
+
+    Args:
+        start_logits, end_logits: (batch, tokens) tensors.
+        golds: (batch, K, 2) long tensor of gold (start, end) token positions, -1 = padding.
+    """
+    import torch
+
+    def one(logits, pos):
+        hit = torch.zeros_like(logits, dtype=torch.bool)
+        valid = pos >= 0
+        rows = torch.arange(len(pos)).unsqueeze(1).expand_as(pos)
+        hit[rows[valid], pos[valid]] = True
+        gold = torch.logsumexp(logits.masked_fill(~hit, float("-inf")), dim=1)
+        return (torch.logsumexp(logits, dim=1) - gold).mean()
+
+    return (one(start_logits, golds[..., 0]) + one(end_logits, golds[..., 1])) / 2
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int,
@@ -161,8 +216,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--null-keep", type=float, default=0.3, help="share of answerless windows kept")
     p.add_argument("--unanswerable-frac", type=float, default=0.0,
                    help="share of questions also paired with another article's paragraph")
-    p.add_argument("--answer", choices=["first", "majority"], default="first",
-                   help="which gold answer to train on when a question has several")
+    p.add_argument("--answer", choices=["first", "majority", "shortest", "all"], default="first",
+                   help="which gold answer to train on when a question has several ('all': any of "
+                        "them, marginal likelihood)")
     p.add_argument("--warmup", type=float, default=0.1, help="share of steps with linear warm-up")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip", type=float, default=1.0)
@@ -244,8 +300,12 @@ def main(argv=None) -> None:
             if step >= total:
                 break
             enc = {k: torch.from_numpy(v) for k, v in pad_batch(feats.windows, b, pad_id).items()}
-            res = model(**enc, start_positions=torch.from_numpy(feats.start[b]),
-                        end_positions=torch.from_numpy(feats.end[b]))
+            if args.answer == "all":
+                res = model(**enc)
+                res.loss = marginal_span_loss(res.start_logits, res.end_logits, torch.from_numpy(feats.golds[b]))
+            else:
+                res = model(**enc, start_positions=torch.from_numpy(feats.start[b]),
+                            end_positions=torch.from_numpy(feats.end[b]))
             res.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
             opt.step(); sched.step(); opt.zero_grad(set_to_none=True)

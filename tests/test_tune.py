@@ -1,0 +1,37 @@
+"""models.tune: the null threshold search (pure) and a dev run on a tiny random model."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.profiles import load_profile
+from models.tune import best_threshold, tune_null_threshold
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "xquad_en_sample.json"
+
+
+def test_best_threshold_separates_answerable_from_unanswerable():
+    pos_margin = np.array([3.0, 2.0, 1.5, -1.0])
+    pos_f1 = np.array([1.0, 1.0, 0.5, 0.0])
+    neg_margin = np.array([0.5, -2.0, -3.0])
+    t, score = best_threshold(pos_margin, pos_f1, neg_margin)
+    # any t in (0.5, 1.5] answers the three good spans and rejects every unanswerable question
+    assert 0.5 < t <= 1.5
+    assert score == pytest.approx((1.0 + 1.0 + 0.5 + 3) / 7)
+    # when unanswerable questions hardly count, answering everything is best
+    t_low, _ = best_threshold(pos_margin, pos_f1, neg_margin, neg_weight=0.0)
+    assert t_low <= -1.0
+
+
+def test_tune_picks_the_best_length_prior_then_a_threshold(tiny_profile):
+    model = load_profile(tiny_profile).resolve_model(load_profile(tiny_profile).qa.model)
+    report = tune_null_threshold(model, SAMPLE, max_seq_len=128, doc_stride=32, limit=30,
+                                 length_penalties=(0.0, 0.1, 1.0))
+    table = report["by_length_penalty"]
+    assert set(table) == {"0.0", "0.1", "1.0"}
+    best = max(table.values(), key=lambda r: r["f1"])["f1"]
+    assert report["f1"] == best == table[str(report["length_penalty"])]["f1"]
+    assert report["questions"] == 30
+    assert set(report["by_prior"]) == {"unanswerable_weight_1.0", "unanswerable_weight_0.5",
+                                       "unanswerable_weight_0.25"}
+    assert report["null_threshold"] == report["by_prior"]["unanswerable_weight_1.0"]["null_threshold"]
