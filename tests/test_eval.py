@@ -84,3 +84,17 @@ def test_eval_tool_end_to_end_on_tiny(tiny_profile, tmp_path, capsys):
 def test_eval_tool_unknown_set(tmp_path, capsys):
     assert eval_main(["--set", "no-such-set", "--out", str(tmp_path)]) == 2
     assert "Unknown set" in capsys.readouterr().err
+
+
+def test_whole_articles_join_each_titles_paragraphs_in_order():
+    from eval.sets import whole_articles
+    from models.squad import QAExample
+    exs = [QAExample("1", "A", "First para.", "q1?", ["First"], [0]),
+           QAExample("2", "B", "Other article.", "q2?", ["Other"], [0]),
+           QAExample("3", "A", "Second para.", "q3?", ["Second"], [0]),
+           QAExample("4", "A", "First para.", "q4?", ["para"], [6])]
+    items = whole_articles(exs)
+    assert [i.id for i in items] == ["1", "2", "3", "4"]
+    assert items[0].context == items[2].context == items[3].context == "First para.\n\nSecond para."
+    assert items[1].context == "Other article."
+    assert all(i.answers[0] in i.context for i in items)
