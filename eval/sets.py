@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.squad import QAExample, read_squad
+from models.squad import QAExample, join_articles, read_squad
 
 REPO = Path(__file__).resolve().parent.parent
 GOLD = Path(__file__).resolve().parent / "gold"
@@ -79,15 +79,9 @@ def load_qa_set(name: str) -> list[QAItem]:
 
 
 def whole_articles(examples: list[QAExample]) -> list[QAItem]:
-    """Each question asked of its whole article: the distinct paragraphs of its title, in order,
-    joined by blank lines (answers are compared as text, so their offsets do not matter)."""
-    paras: dict[str, list[str]] = {}
-    for e in examples:
-        if e.context not in paras.setdefault(e.title, []):
-            paras[e.title].append(e.context)
-    docs = {title: "\n\n".join(ps) for title, ps in paras.items()}
-    return [QAItem(e.id, docs[e.title], e.question, e.answers, "single" if e.answers else "none")
-            for e in examples]
+    """Each question asked of its whole article (``models.squad.join_articles``)."""
+    return [QAItem(e.id, e.context, e.question, e.answers, "single" if e.answers else "none")
+            for e in join_articles(examples)]
 
 
 def load_summary_set(name: str) -> list[SummaryItem]:

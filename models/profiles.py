@@ -31,6 +31,7 @@ class QASettings:
     max_list: int = 5                 # at most this many list answers
     batch_size: int = 32              # windows per forward pass
     max_windows: int = 0              # read only this many windows per question, chosen by BM25; 0 = all
+    window_prior: float = 0.0         # spans of a window with r x the best BM25 match score x exp(-window_prior * (1 - r))
     quantize: str = "none"            # "int8": dynamic int8 linear layers (CPU only); "none": as stored
 
 
@@ -129,10 +130,11 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
     )
     q = prof.qa
     if not 32 <= q.max_seq_len <= 4096 or not 0 <= q.doc_stride < q.max_seq_len // 2 or q.max_answer_len < 1 \
-            or not 0 <= q.length_penalty <= 5:
+            or not 0 <= q.length_penalty <= 5 or not 0 <= q.window_prior <= 50:
         raise ValueError(f"{path}: need 32 <= qa.max_seq_len <= 4096, 0 <= qa.doc_stride < max_seq_len/2, "
-                         f"qa.max_answer_len >= 1, 0 <= qa.length_penalty <= 5 (got {q.max_seq_len}, "
-                         f"{q.doc_stride}, {q.max_answer_len}, {q.length_penalty})")
+                         f"qa.max_answer_len >= 1, 0 <= qa.length_penalty <= 5, 0 <= qa.window_prior <= 50 "
+                         f"(got {q.max_seq_len}, {q.doc_stride}, {q.max_answer_len}, {q.length_penalty}, "
+                         f"{q.window_prior})")
     if q.max_question_len + 3 + q.doc_stride >= q.max_seq_len:
         raise ValueError(f"{path}: qa.max_question_len + qa.doc_stride leaves no room for the article "
                          f"in qa.max_seq_len")

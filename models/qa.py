@@ -21,6 +21,9 @@ from models.windows import (ArticleTokens, PairTemplate, Windows, build_windows,
                             select_windows, tokenize_article)
 
 ARTICLE_CACHE = 8   # recently seen articles whose tokens are kept for the next question
+# spans kept per window before merging: enough that the window prior, which reorders spans across
+# windows, and the removal of nested duplicates still leave top_k distinct candidates
+SPANS_PER_WINDOW = 20
 
 
 class ExtractiveReader:
@@ -71,27 +74,37 @@ class ExtractiveReader:
 
     def preprocess(self, article: str, questions: list[str]) -> Windows:
         """Windows of every question over the article, which is tokenized once (and kept for the
-        next few calls); with ``max_windows`` only each question's best windows by BM25."""
+        next few calls). Each window is scored against its question with BM25 when the profile
+        asks for it: with ``max_windows`` only each question's best windows are read, and with
+        ``window_prior`` the spans of a window whose BM25 score is r times its question's best
+        have their scores multiplied by exp(-window_prior * (1 - r)), so that on a long article
+        a confident span in a window unrelated to the question does not beat the right one."""
         s = self.settings
         tokens, index = self.article_tokens(article)
         windows = build_windows(self.template, question_ids(self.tokenizer, questions, s.max_question_len),
                                 tokens, s.max_seq_len, s.doc_stride)
-        if not s.max_windows:
+        if not (s.max_windows or s.window_prior):
             return windows
         spans = np.array([[o[m][0, 0], o[m][-1, 1]] if m.any() else [0, 0]
                           for o, m in zip(windows.offsets, windows.context_mask)], dtype=np.int64)
         keep = np.zeros(len(windows), dtype=bool)
+        relevance = np.ones(len(windows))      # BM25 score / the best of the same question's windows
         for q, question in enumerate(questions):
             ws = np.flatnonzero(windows.sample == q)
-            keep[ws[best_windows(bm25_scores(index, spans[ws], question), s.max_windows)]] = True
-        return select_windows(windows, keep)
+            scores = bm25_scores(index, spans[ws], question)
+            if scores.max() > 0:
+                relevance[ws] = scores / scores.max()
+            keep[ws[best_windows(scores, s.max_windows)]] = True
+        windows.relevance = relevance
+        return select_windows(windows, keep) if s.max_windows else windows
 
     def article_tokens(self, article: str) -> tuple[ArticleTokens, WordIndex | None]:
         """The article's tokens (and word index when windows are selected), from the cache."""
         hit = self._articles.get(article)
         if hit is None:
             hit = (tokenize_article(self.tokenizer, article),
-                   WordIndex.build(article) if self.settings.max_windows else None)
+                   WordIndex.build(article) if self.settings.max_windows or self.settings.window_prior
+                   else None)
             self._articles[article] = hit
             while len(self._articles) > ARTICLE_CACHE:
                 self._articles.popitem(last=False)
@@ -135,13 +148,17 @@ class ExtractiveReader:
         for r, w in enumerate(ws):
             n = len(start[w])
             sl[r, :n], el[r, :n], mask[r, :n] = start[w], end[w], windows.context_mask[w]
-        top_n = max(top_k, s.max_list) * 2
+        top_n = max(top_k, s.max_list, SPANS_PER_WINDOW)
         cands: list[Candidate] = []
         chunk = max(1, 4_000_000 // (width * width))     # bounds the (windows, T, T) score array
         for c in range(0, len(ws), chunk):
             sp, sc, nl = window_spans(sl[c:c + chunk], el[c:c + chunk], mask[c:c + chunk],
                                       s.max_answer_len, top_n, s.length_penalty)
             cands += to_candidates(article, sp, sc, nl, windows.offsets, list(ws[c:c + chunk]))
+        if s.window_prior and windows.relevance is not None:
+            prior = np.exp(-s.window_prior * (1.0 - windows.relevance))
+            for cand in cands:      # ranking only: window_score, and so the no-answer decision, stay as they are
+                cand.score *= float(prior[cand.window])
         cands = merge_candidates(cands, article, max(top_k, s.max_list))
         best = cands[0] if cands else None
         answered = has_answer(best, s.null_threshold)

@@ -49,6 +49,27 @@ def read_squad(path: str | Path) -> list[QAExample]:
     return out
 
 
+def join_articles(examples: list[QAExample], sep: str = "\n\n") -> list[QAExample]:
+    """The same questions, each asked of its whole article: the distinct paragraphs of its title
+    in order, joined by ``sep``, with answer offsets moved to match. This is how the product is
+    used (a whole article read in several windows), so it is the set to choose whole-article
+    settings on (``qa.window_prior``)."""
+    paras: dict[str, list[str]] = {}
+    for e in examples:
+        if e.context not in paras.setdefault(e.title, []):
+            paras[e.title].append(e.context)
+    docs: dict[str, str] = {}
+    shift: dict[tuple[str, str], int] = {}
+    for title, ps in paras.items():
+        pos = 0
+        for p in ps:
+            shift[(title, p)] = pos
+            pos += len(p) + len(sep)
+        docs[title] = sep.join(ps)
+    return [QAExample(e.id, e.title, docs[e.title], e.question, list(e.answers),
+                      [a + shift[(e.title, e.context)] for a in e.answer_starts]) for e in examples]
+
+
 # --- the official SQuAD v1.1/v2.0 answer normalisation and scores --------------------------------
 import re as _re
 import string as _string

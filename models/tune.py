@@ -6,6 +6,9 @@ its own paragraph (answerable) and once of a paragraph from another article (una
 maximise the SQuAD v2-style score over both. Before that, the span-length prior
 (``qa.length_penalty``, models.spans.window_spans) is chosen on the answerable questions from a
 small grid: the model reads the development set once and each value only re-decodes its logits.
+Last, the window prior (``qa.window_prior``) is chosen the same way on the development questions
+asked of their whole articles (models.squad.join_articles): the product reads whole articles, in
+several windows, and that is where a confident span in an unrelated window does harm.
 """
 from __future__ import annotations
 
@@ -20,11 +23,12 @@ from tqdm import tqdm
 
 from models.profiles import QASettings
 from models.qa import ExtractiveReader
-from models.squad import QAExample, exact_match, f1_score, read_squad
+from models.squad import QAExample, exact_match, f1_score, join_articles, read_squad
 from models.text import Sentence, split_sentences
 from models.windows import Windows
 
 LENGTH_PENALTIES = (0.0, 0.025, 0.05, 0.1, 0.2)
+WINDOW_PRIORS = (0.0, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass
@@ -52,9 +56,11 @@ def read_contexts(reader: ExtractiveReader, examples: list[QAExample], desc: str
     return out
 
 
-def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, length_penalty: float) -> list[dict]:
-    """Results of the ``n`` examples from their logits, decoded with this length prior."""
-    settings = replace(reader.settings, length_penalty=length_penalty)
+def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, length_penalty: float,
+           window_prior: float = 0.0) -> list[dict]:
+    """Results of the ``n`` examples from their logits, decoded with this length prior and window
+    prior (the windows must have been read with window scoring on for the latter)."""
+    settings = replace(reader.settings, length_penalty=length_penalty, window_prior=window_prior)
     saved, reader.settings = reader.settings, settings
     try:
         out: list[dict] = [None] * n  # type: ignore[list-item]
@@ -92,14 +98,17 @@ def best_threshold(pos_margin: np.ndarray, pos_f1: np.ndarray, neg_margin: np.nd
 
 def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len: int = 384,
                         doc_stride: int = 128, seed: int = 13, limit: int = 0,
-                        length_penalties: tuple[float, ...] = LENGTH_PENALTIES) -> dict:
-    """Score a model on a dev set (EM/F1, answer always given), pick its length prior (best F1)
-    and then its null threshold at that prior.
+                        length_penalties: tuple[float, ...] = LENGTH_PENALTIES,
+                        window_priors: tuple[float, ...] = WINDOW_PRIORS) -> dict:
+    """Score a model on a dev set (EM/F1, answer always given), pick its length prior (best F1),
+    its null threshold at that prior, and its window prior on the dev questions asked of their
+    whole articles (skipped when ``window_priors`` is empty).
 
     Returns:
-        a JSON-able report: ``length_penalty`` and ``null_threshold`` (the chosen settings), ``em``
-        and ``f1`` at them, ``by_length_penalty`` (EM/F1 for each value tried) and ``by_prior``
-        (the threshold for several shares of unanswerable questions).
+        a JSON-able report: ``length_penalty``, ``null_threshold`` and ``window_prior`` (the
+        chosen settings), ``em`` and ``f1`` at them, ``by_length_penalty`` and
+        ``whole_articles.by_window_prior`` (EM/F1 for each value tried) and ``by_prior`` (the
+        threshold for several shares of unanswerable questions).
     """
     settings = QASettings(model=str(model_dir), max_seq_len=max_seq_len, doc_stride=doc_stride,
                           null_threshold=-1e9)
@@ -122,9 +131,7 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     by_penalty, results = {}, {}
     for lp in length_penalties:
         res = decode(reader, pos_read, len(exs), lp)
-        preds = [r["answers"][0]["answer"] if r["answers"] else None for r in res]
-        em = float(np.mean([exact_match(p, e.answers) for p, e in zip(preds, exs)])) * 100
-        f1s = np.array([f1_score(p, e.answers) for p, e in zip(preds, exs)])
+        em, f1s = score(res, exs)
         results[lp] = (res, em, f1s)
         by_penalty[str(lp)] = {"em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2)}
     lp = max(length_penalties, key=lambda v: (round(float(results[v][2].mean()), 6), -v))
@@ -138,11 +145,42 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
             "null_threshold": round(tw, 3), "score": round(sw * 100, 2),
             "answerable_f1": round(float(f1s[pm >= tw].sum() / len(f1s)) * 100, 2),
             "unanswerable_acc": round(float((nm < tw).mean()) * 100, 2)}
+    whole = choose_window_prior(reader, exs, lp, window_priors) if window_priors else None
     even = by_prior["unanswerable_weight_1.0"]
-    return {"by_prior": by_prior, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2),
+    return {"by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
+            "whole_articles": whole, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2),
             "f1": round(float(f1s.mean()) * 100, 2), "length_penalty": lp, "by_length_penalty": by_penalty,
             "null_threshold": even["null_threshold"], "v2_score_at_threshold": even["score"],
             "max_seq_len": max_seq_len, "doc_stride": doc_stride}
+
+
+def score(results: list[dict], examples: list[QAExample]) -> tuple[float, np.ndarray]:
+    """EM (percent) and per-question F1 (0-1) of the top answers, always answering."""
+    preds = [r["answers"][0]["answer"] if r["answers"] else None for r in results]
+    em = float(np.mean([exact_match(p, e.answers) for p, e in zip(preds, examples)])) * 100
+    return em, np.array([f1_score(p, e.answers) for p, e in zip(preds, examples)])
+
+
+def choose_window_prior(reader: ExtractiveReader, examples: list[QAExample], length_penalty: float,
+                        window_priors: tuple[float, ...]) -> dict:
+    """The window prior with the best F1 on the questions asked of their whole articles (ties go
+    to the weaker prior), with the EM/F1 of every value tried."""
+    docs = join_articles(examples)
+    saved = reader.settings
+    reader.settings = replace(saved, window_prior=1.0)    # read with window scoring on
+    try:
+        read = read_contexts(reader, docs, "dev whole articles")
+    finally:
+        reader.settings = saved
+    table, f1 = {}, {}
+    for wp in window_priors:
+        em, f1s = score(decode(reader, read, len(docs), length_penalty, wp), docs)
+        f1[wp] = round(float(f1s.mean()), 6)
+        table[str(wp)] = {"em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2)}
+    best = max(window_priors, key=lambda v: (f1[v], -v))
+    windows = sum(int((c.windows.sample == q).sum()) for c in read for q in range(len(c.examples)))
+    return {"window_prior": best, "by_window_prior": table, "questions": len(docs),
+            "windows_per_question": round(windows / len(docs), 2)}
 
 
 def main(argv=None) -> None:
@@ -157,11 +195,14 @@ def main(argv=None) -> None:
     p.add_argument("--limit", type=int, default=0, help="only the first N questions")
     p.add_argument("--length-penalties", default=",".join(map(str, LENGTH_PENALTIES)),
                    help="comma-separated length priors to try (0 = none)")
+    p.add_argument("--window-priors", default=",".join(map(str, WINDOW_PRIORS)),
+                   help="comma-separated window priors to try on whole articles ('' = skip that step)")
     p.add_argument("--out", help="write the report (JSON) here too")
     args = p.parse_args(argv)
     penalties = tuple(float(v) for v in args.length_penalties.split(","))
+    priors = tuple(float(v) for v in args.window_priors.split(",") if v.strip())
     report = tune_null_threshold(args.model, args.dev, args.max_seq_len, args.doc_stride, limit=args.limit,
-                                 length_penalties=penalties)
+                                 length_penalties=penalties, window_priors=priors)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -22,6 +22,8 @@ class Windows:
         offsets: (start, end) character offsets per token; (0, 0) for special tokens.
         context_mask: per window, a bool array that is True on article tokens.
         sample: per window, the index of the (question, article) pair it belongs to.
+        relevance: per window, its BM25 match with its question over the best window's of the
+            same question, in [0, 1] (for the window prior, models.qa), or None when not scored.
     """
 
     input_ids: list[list[int]]
@@ -29,6 +31,7 @@ class Windows:
     offsets: list[np.ndarray]
     context_mask: list[np.ndarray]
     sample: np.ndarray
+    relevance: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -224,4 +227,4 @@ def select_windows(windows: Windows, keep: np.ndarray) -> Windows:
     return Windows([windows.input_ids[i] for i in idx],
                    None if windows.token_type_ids is None else [windows.token_type_ids[i] for i in idx],
                    [windows.offsets[i] for i in idx], [windows.context_mask[i] for i in idx],
-                   windows.sample[idx])
+                   windows.sample[idx], None if windows.relevance is None else windows.relevance[idx])

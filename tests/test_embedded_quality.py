@@ -33,11 +33,18 @@ def test_limo_is_among_the_candidates(seed_article):  # third of three for recip
     assert seed_article[r["start"]:r["end"]] == r["answer"]
 
 
-@pytest.mark.xfail(strict=True, reason="recipe r3 selects 'economic assistance and technology transfers' alone")
+@pytest.mark.xfail(strict=True, reason="recipe r3 with the window prior selects 'Aurus limo and other items' alone "
+                                       "(the tea set and dagger score 0.46 of it, under the 0.5 list threshold)")
 def test_gift_list_question_names_both_sides(seed_article):
     r = predict(seed_article, "What gifts were exchanged?", top_k=5)
     chosen = " | ".join(a["answer"] for a in r["answers"] if a["selected"])
     assert "limo" in chosen and "artworks" in chosen, chosen
+
+
+def test_gift_question_is_answered_with_a_gift(seed_article):
+    # the window prior's doing: without it, "economic assistance and technology transfers"
+    r = predict(seed_article, "What gifts were exchanged?")
+    assert r["answer"] is not None and "Aurus limo" in r["answer"], r["answer"]
 
 
 def test_gifts_are_among_the_candidates(seed_article):
@@ -46,9 +53,9 @@ def test_gifts_are_among_the_candidates(seed_article):
     assert "limo" in shown and "dagger" in shown, shown
 
 
-@pytest.mark.xfail(strict=True, reason="recipe r3 ranks only Putin's gifts (limo, tea set and dagger) in its top 5; "
-                                       "Kim's artworks were r1's second candidate")
 def test_gifts_of_both_sides_are_among_the_candidates(seed_article):
+    # without the window prior recipe r3 ranked "economic assistance and technology transfers"
+    # first and Kim's artworks outside its top 5
     r = predict(seed_article, "What gifts were exchanged?", top_k=5)
     shown = " | ".join(a["answer"] for a in r["answers"])
     assert "limo" in shown and "artworks" in shown, shown

@@ -112,3 +112,28 @@ def test_uncached_hub_id_fails_fast_offline(monkeypatch):
 def test_unknown_profile_names_the_choices():
     with pytest.raises(ValueError, match="embedded"):
         predict("Some text.", "Who?", profile="nope")
+
+
+def test_window_prior_reranks_spans_by_the_windows_match_with_the_question(tiny_profile, seed_article):
+    """The prior multiplies each span's score by exp(-window_prior * (1 - r)), r = its window's BM25
+    match over the best window's, so the best-matching window's spans keep their scores."""
+    import math
+    from dataclasses import replace
+    from models.profiles import load_profile
+    from models.qa import ExtractiveReader
+    prof = load_profile(tiny_profile)
+    plain = ExtractiveReader(replace(prof.qa, top_k=20, null_threshold=-1e9), prof.resolve_model(prof.qa.model))
+    plain.warm_up()
+    q = "What did Putin give Kim in Pyongyang?"
+    base = plain.run(seed_article, [q])[0]
+    primed = ExtractiveReader(replace(plain.settings, window_prior=3.0), plain.model_name)
+    primed.tokenizer, primed.model, primed.template = plain.tokenizer, plain.model, plain.template
+    w = primed.preprocess(seed_article, [q])
+    assert w.relevance is not None and w.relevance.max() == 1.0 and w.relevance.min() < 1.0
+    with_prior = primed.run(seed_article, [q])[0]
+    assert base["windows"] == with_prior["windows"] > 1
+    scored = {(a["start"], a["end"]): a["score"] for a in base["answers"]}
+    ratios = [a["score"] / scored[(a["start"], a["end"])] for a in with_prior["answers"]
+              if (a["start"], a["end"]) in scored and scored[(a["start"], a["end"])] > 1e-4]
+    assert ratios and all(math.exp(-3.0) - 1e-6 <= r <= 1 + 1e-6 for r in ratios)
+    assert any(r < 0.999 for r in ratios), "spans outside the best-matching window are scored down"

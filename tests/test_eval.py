@@ -98,3 +98,12 @@ def test_whole_articles_join_each_titles_paragraphs_in_order():
     assert items[0].context == items[2].context == items[3].context == "First para.\n\nSecond para."
     assert items[1].context == "Other article."
     assert all(i.answers[0] in i.context for i in items)
+
+
+def test_join_articles_moves_answer_offsets():
+    from models.squad import QAExample, join_articles
+    exs = [QAExample("1", "A", "First para.", "q1?", ["First"], [0]),
+           QAExample("3", "A", "Second para.", "q3?", ["para", "Second para"], [7, 0])]
+    for e in join_articles(exs):
+        for text, start in zip(e.answers, e.answer_starts):
+            assert e.context[start:start + len(text)] == text

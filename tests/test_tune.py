@@ -26,7 +26,7 @@ def test_best_threshold_separates_answerable_from_unanswerable():
 def test_tune_picks_the_best_length_prior_then_a_threshold(tiny_profile):
     model = load_profile(tiny_profile).resolve_model(load_profile(tiny_profile).qa.model)
     report = tune_null_threshold(model, SAMPLE, max_seq_len=128, doc_stride=32, limit=30,
-                                 length_penalties=(0.0, 0.1, 1.0))
+                                 length_penalties=(0.0, 0.1, 1.0), window_priors=(0.0, 2.0, 50.0))
     table = report["by_length_penalty"]
     assert set(table) == {"0.0", "0.1", "1.0"}
     best = max(table.values(), key=lambda r: r["f1"])["f1"]
@@ -35,3 +35,9 @@ def test_tune_picks_the_best_length_prior_then_a_threshold(tiny_profile):
     assert set(report["by_prior"]) == {"unanswerable_weight_1.0", "unanswerable_weight_0.5",
                                        "unanswerable_weight_0.25"}
     assert report["null_threshold"] == report["by_prior"]["unanswerable_weight_1.0"]["null_threshold"]
+    whole = report["whole_articles"]
+    assert set(whole["by_window_prior"]) == {"0.0", "2.0", "50.0"}
+    assert report["window_prior"] == whole["window_prior"]
+    assert whole["by_window_prior"][str(whole["window_prior"])]["f1"] == max(
+        r["f1"] for r in whole["by_window_prior"].values())
+    assert whole["windows_per_question"] > 1     # whole articles span several 128-token windows
