@@ -3,7 +3,8 @@
 QA: ``seed`` (the project's gold set on the seed article), ``xquad`` (development),
 ``xquad-doc`` (the same questions, each asked of its whole article: every paragraph of its title
 joined, so the engine reads several windows as it does for a real article), ``squad-heldout``
-(SQuAD v1.1 dev without the XQuAD questions: the benchmark), or a path to any SQuAD v1.1/v2.0 JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail), ``bbc`` (BBC
+(SQuAD v1.1 dev without the XQuAD questions: the benchmark), or a path to any SQuAD v1.1/v2.0
+JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail), ``bbc`` (BBC
 News, extractive references), ``xsum``, or a JSONL path with ``article`` and ``summary`` fields.
 The shared data folder is ``$ARTICLE_QA_DATA`` or ``../shared/data`` beside the repository.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,21 +69,24 @@ def load_qa_set(name: str) -> list[QAItem]:
         path = qa / "xquad-en" / "xquad.en.json"
     elif name == "squad-heldout":
         xquad = {e.id for e in read_squad(qa / "xquad-en" / "xquad.en.json")}
-        return [QAItem(e.id, e.context, e.question, e.answers, "single" if e.answers else "none")
-                for e in read_squad(qa / "squad-v1.1-dev" / "dev-v1.1.json.zip") if e.id not in xquad]
+        return squad_items(e for e in read_squad(qa / "squad-v1.1-dev" / "dev-v1.1.json.zip") if e.id not in xquad)
     else:
         path = Path(name)
     if not path.exists():
         raise ValueError(f"Unknown set {name!r}: not one of {sorted(QA_SETS | set(SUMMARY_SETS))} and no such file "
                          f"(data folder: {data_dir()})")
+    return squad_items(read_squad(path))
+
+
+def squad_items(examples: Iterable[QAExample]) -> list[QAItem]:
+    """SQuAD examples as evaluation items (no gold answer: "not in the article")."""
     return [QAItem(e.id, e.context, e.question, e.answers, "single" if e.answers else "none")
-            for e in read_squad(path)]
+            for e in examples]
 
 
 def whole_articles(examples: list[QAExample]) -> list[QAItem]:
     """Each question asked of its whole article (``models.squad.join_articles``)."""
-    return [QAItem(e.id, e.context, e.question, e.answers, "single" if e.answers else "none")
-            for e in join_articles(examples)]
+    return squad_items(join_articles(examples))
 
 
 def load_summary_set(name: str) -> list[SummaryItem]:
