@@ -32,6 +32,7 @@ class QASettings:
     batch_size: int = 32              # windows per forward pass
     max_windows: int = 0              # read only this many windows per question, chosen by BM25; 0 = all
     window_prior: float = 0.0         # spans of a window with r x the best BM25 match score x exp(-window_prior * (1 - r))
+    span_norm: str = "window"         # "window": a span's probability within its window; "article": over all windows (spans.article_norm_factors)
     quantize: str = "none"            # "int8": dynamic int8 linear layers (CPU only); "none": as stored
 
 
@@ -135,6 +136,8 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
                          f"qa.max_answer_len >= 1, 0 <= qa.length_penalty <= 5, 0 <= qa.window_prior <= 50 "
                          f"(got {q.max_seq_len}, {q.doc_stride}, {q.max_answer_len}, {q.length_penalty}, "
                          f"{q.window_prior})")
+    if q.span_norm not in ("window", "article"):
+        raise ValueError(f"{path}: qa.span_norm must be 'window' or 'article', not {q.span_norm!r}")
     if q.max_question_len + 3 + q.doc_stride >= q.max_seq_len:
         raise ValueError(f"{path}: qa.max_question_len + qa.doc_stride leaves no room for the article "
                          f"in qa.max_seq_len")

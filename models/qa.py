@@ -14,7 +14,8 @@ import numpy as np
 
 from models.loading import ModelLoadError, load_pretrained
 from models.profiles import QASettings
-from models.spans import Candidate, has_answer, merge_candidates, select_list, to_candidates, window_spans
+from models.spans import (Candidate, article_norm_factors, has_answer, merge_candidates, select_list,
+                          to_candidates, window_spans)
 from models.text import Sentence, sentence_at, split_sentences
 from models.window_select import WordIndex, best_windows, bm25_scores
 from models.windows import (ArticleTokens, PairTemplate, Windows, build_windows, pad_batch, question_ids,
@@ -155,10 +156,14 @@ class ExtractiveReader:
             sp, sc, nl = window_spans(sl[c:c + chunk], el[c:c + chunk], mask[c:c + chunk],
                                       s.max_answer_len, top_n, s.length_penalty)
             cands += to_candidates(article, sp, sc, nl, windows.offsets, list(ws[c:c + chunk]))
+        # ranking only: window_score, and so the no-answer decision, stay as they are
+        factor = np.ones(len(windows))
+        if s.span_norm == "article":
+            factor[ws] = article_norm_factors(sl, el, mask)
         if s.window_prior and windows.relevance is not None:
-            prior = np.exp(-s.window_prior * (1.0 - windows.relevance))
-            for cand in cands:      # ranking only: window_score, and so the no-answer decision, stay as they are
-                cand.score *= float(prior[cand.window])
+            factor *= np.exp(-s.window_prior * (1.0 - windows.relevance))
+        for cand in cands:
+            cand.score *= float(factor[cand.window])
         cands = merge_candidates(cands, article, max(top_k, s.max_list))
         best = cands[0] if cands else None
         answered = has_answer(best, s.null_threshold)

@@ -89,6 +89,36 @@ def window_spans(start_logits: np.ndarray, end_logits: np.ndarray, context_mask:
     return spans, scores, null
 
 
+def article_norm_factors(start_logits: np.ndarray, end_logits: np.ndarray,
+                         context_mask: np.ndarray) -> np.ndarray:
+    """Per-window factors that turn in-window span probabilities into article-wide ones.
+
+    ``window_spans`` normalises each window on its own (softmax over its article tokens and [CLS]),
+    so a peaked window far from the question can outrank the right one. Multiplying a window's
+    span probabilities by its factor gives exp(s_i + e_j) over the sum, across *all* windows of the
+    question, of exp(s) over article tokens (and the same for ends): one softmax over the article,
+    as in shared-normalisation training (Clark & Gardner 2018), with [CLS] left out.
+
+    Args:
+        start_logits, end_logits, context_mask: (windows, tokens), the windows of one question.
+    Returns:
+        (windows,) factors; ranking within a window is unchanged.
+    """
+    allowed = context_mask.copy()
+    allowed[:, CLS_INDEX] = True
+
+    def lse(x: np.ndarray, m: np.ndarray, axis=None) -> np.ndarray:
+        x = np.where(m, x.astype(np.float64), -np.inf)
+        top = x.max(axis=axis, keepdims=True)
+        return np.squeeze(top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True)), axis=axis)
+
+    if not context_mask.any():
+        return np.ones(len(start_logits))
+    window = lse(start_logits, allowed, 1) + lse(end_logits, allowed, 1)
+    article = lse(start_logits, context_mask) + lse(end_logits, context_mask)
+    return np.exp(window - article)
+
+
 def to_candidates(text: str, spans: np.ndarray, scores: np.ndarray, null: np.ndarray,
                   offsets: list[np.ndarray], windows: list[int]) -> list[Candidate]:
     """Token spans -> character ranges of the original text, widened to whole words."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,20 +55,50 @@ def join_articles(examples: list[QAExample], sep: str = "\n\n") -> list[QAExampl
     in order, joined by ``sep``, with answer offsets moved to match. This is how the product is
     used (a whole article read in several windows), so it is the set to choose whole-article
     settings on (``qa.window_prior``)."""
+    paras = paragraphs_by_title(examples)
+    docs: dict[str, str] = {}
+    shift: dict[tuple[str, str], int] = {}
+    for title, ps in paras.items():
+        docs[title], starts = _join(ps, sep)
+        shift.update({(title, p): pos for p, pos in zip(ps, starts)})
+    return [QAExample(e.id, e.title, docs[e.title], e.question, list(e.answers),
+                      [a + shift[(e.title, e.context)] for a in e.answer_starts]) for e in examples]
+
+
+def with_distractors(examples: list[QAExample], k: int, seed: int, sep: str = "\n\n") -> list[QAExample]:
+    """The same questions, each asked of its paragraph joined with ``k`` other paragraphs of the
+    same article (fewer when the article has fewer), in random order, answer offsets moved. These
+    are the training documents of shared normalisation (models.train_qa ``--distractors``): the
+    other paragraphs are on the same subject, so they hold the near misses a whole article holds."""
+    rng = random.Random(seed)
+    paras = paragraphs_by_title(examples)
+    out = []
+    for e in examples:
+        others = [p for p in paras[e.title] if p != e.context]
+        doc = rng.sample(others, min(k, len(others))) + [e.context]
+        rng.shuffle(doc)
+        text, starts = _join(doc, sep)
+        at = starts[doc.index(e.context)]
+        out.append(QAExample(e.id, e.title, text, e.question, list(e.answers), [a + at for a in e.answer_starts]))
+    return out
+
+
+def paragraphs_by_title(examples: list[QAExample]) -> dict[str, list[str]]:
+    """Each article's distinct paragraphs, in order of first appearance."""
     paras: dict[str, list[str]] = {}
     for e in examples:
         if e.context not in paras.setdefault(e.title, []):
             paras[e.title].append(e.context)
-    docs: dict[str, str] = {}
-    shift: dict[tuple[str, str], int] = {}
-    for title, ps in paras.items():
-        pos = 0
-        for p in ps:
-            shift[(title, p)] = pos
-            pos += len(p) + len(sep)
-        docs[title] = sep.join(ps)
-    return [QAExample(e.id, e.title, docs[e.title], e.question, list(e.answers),
-                      [a + shift[(e.title, e.context)] for a in e.answer_starts]) for e in examples]
+    return paras
+
+
+def _join(paras: list[str], sep: str) -> tuple[str, list[int]]:
+    """The paragraphs joined by ``sep``, and where each one starts."""
+    starts, pos = [], 0
+    for p in paras:
+        starts.append(pos)
+        pos += len(p) + len(sep)
+    return sep.join(paras), starts
 
 
 # --- the official SQuAD v1.1/v2.0 answer normalisation and scores --------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.squad import QAExample, normalize_answer, read_squad
+from models.squad import QAExample, normalize_answer, read_squad, with_distractors
 from models.windows import Windows, encode_windows, pad_batch
 
 CLS_INDEX = 0
@@ -59,6 +59,10 @@ class Features:
     start: np.ndarray
     end: np.ndarray
     golds: np.ndarray
+    # with distractors: 1 where the window's own loss counts (it holds the answer, or is one of
+    # the ``null_keep`` share of answerless windows kept), 0 for windows that are only there for
+    # the shared normalisation over their question's document
+    weight: np.ndarray | None = None
 
 
 def answer_spans(example: QAExample) -> list[tuple[str, int]]:
@@ -102,7 +106,7 @@ def training_answer(example: QAExample, choice: str = "first") -> tuple[str, int
 
 def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_stride: int,
                    null_keep: float, unanswerable_frac: float, seed: int,
-                   answer_choice: str = "first") -> Features:
+                   answer_choice: str = "first", distractors: int = 0) -> Features:
     """Windows with answer labels for training.
 
     Windows that do not hold the answer are labelled no-answer (CLS) and a ``null_keep`` share of
@@ -111,11 +115,18 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
     trained on one gold answer, picked by ``answer_choice`` (see ``training_answer``), or with
     ``answer_choice="all"`` on every distinct gold span its window holds (``golds``; the loss is
     then the marginal likelihood of any of them, ``marginal_span_loss``).
+
+    With ``distractors`` > 0 each question is asked of its paragraph joined with that many other
+    paragraphs of its article (``models.squad.with_distractors``) and *every* window of that
+    document is kept, in order, for the shared normalisation (``shared_norm_loss``); ``weight``
+    then marks the windows whose own loss counts (the answer's, and a ``null_keep`` share of the
+    others).
     """
     rng = random.Random(seed)
     answerable = [e for e in examples if e.answers]
     questions = [e.question for e in answerable]
-    contexts = [e.context for e in answerable]
+    asked = with_distractors(answerable, distractors, seed) if distractors else answerable
+    contexts = [e.context for e in asked]
     n_real = len(questions)
     by_title: dict[str, list[str]] = {}
     for e in examples:
@@ -130,6 +141,7 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
             contexts.append(rng.choice(by_title[other]))
     win = encode_windows(tokenizer, questions, contexts, max_seq_len, doc_stride)
     keep: list[int] = []
+    weight: list[float] = []
     golds: list[list[tuple[int, int]]] = []
     null = [(CLS_INDEX, CLS_INDEX)]
     seen_foreign: set[int] = set()
@@ -139,16 +151,17 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
             if s in seen_foreign:
                 continue
             seen_foreign.add(s)
-            keep.append(w); golds.append(null)
+            keep.append(w); golds.append(null); weight.append(1.0)
             continue
-        labels = (answer_spans(answerable[s]) if answer_choice == "all"
-                  else [training_answer(answerable[s], answer_choice)])
+        labels = (answer_spans(asked[s]) if answer_choice == "all"
+                  else [training_answer(asked[s], answer_choice)])
         spans = [answer_token_span(win.offsets[w], win.context_mask[w], a0, a0 + len(text))
                  for text, a0 in labels]
         spans = list(dict.fromkeys(sp for sp in spans if sp[0] != CLS_INDEX)) or null
-        if spans == null and rng.random() >= null_keep:
+        own = spans != null or rng.random() < null_keep
+        if not (own or distractors):
             continue
-        keep.append(w); golds.append(spans)
+        keep.append(w); golds.append(spans); weight.append(float(own))
     kept = Windows(
         input_ids=[win.input_ids[i] for i in keep],
         token_type_ids=None if win.token_type_ids is None else [win.token_type_ids[i] for i in keep],
@@ -160,28 +173,110 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
     gold = np.full((len(golds), k, 2), -1, dtype=np.int64)
     for i, g in enumerate(golds):
         gold[i, :len(g)] = g
-    return Features(kept, gold[:, 0, 0].copy(), gold[:, 0, 1].copy(), gold)
+    return Features(kept, gold[:, 0, 0].copy(), gold[:, 0, 1].copy(), gold,
+                    np.array(weight, dtype=np.float32) if distractors else None)
 
 
-def marginal_span_loss(start_logits, end_logits, golds):
+def _gold_mask(logits, pos):
+    """(batch, tokens) True at the gold positions ``pos`` (batch, K); -1 = padding."""
+    import torch
+    hit = torch.zeros_like(logits, dtype=torch.bool)
+    valid = pos >= 0
+    rows = torch.arange(len(pos)).unsqueeze(1).expand_as(pos)
+    hit[rows[valid], pos[valid]] = True
+    return hit
+
+
+def marginal_span_loss(start_logits, end_logits, golds, weight=None):
     """-log of the probability of any gold start, plus the same for ends, halved (the loss of
     ``BertForQuestionAnswering`` when there is one gold span).
 
     Args:
         start_logits, end_logits: (batch, tokens) tensors.
         golds: (batch, K, 2) long tensor of gold (start, end) token positions, -1 = padding.
+        weight: optional (batch,) weights of the windows' losses (a weighted mean); None = all 1.
     """
     import torch
 
     def one(logits, pos):
-        hit = torch.zeros_like(logits, dtype=torch.bool)
-        valid = pos >= 0
-        rows = torch.arange(len(pos)).unsqueeze(1).expand_as(pos)
-        hit[rows[valid], pos[valid]] = True
-        gold = torch.logsumexp(logits.masked_fill(~hit, float("-inf")), dim=1)
-        return (torch.logsumexp(logits, dim=1) - gold).mean()
+        gold = torch.logsumexp(logits.masked_fill(~_gold_mask(logits, pos), float("-inf")), dim=1)
+        return torch.logsumexp(logits, dim=1) - gold
 
-    return (one(start_logits, golds[..., 0]) + one(end_logits, golds[..., 1])) / 2
+    loss = (one(start_logits, golds[..., 0]) + one(end_logits, golds[..., 1])) / 2
+    if weight is None:
+        return loss.mean()
+    return (loss * weight).sum() / weight.sum().clamp(min=1e-6)
+
+
+def shared_norm_loss(start_logits, end_logits, context_mask, golds, question):
+    """Shared normalisation (Clark & Gardner 2018): for each question, -log of the probability of
+    its gold starts under one softmax over the article tokens of *all* its windows, plus the same
+    for ends, halved and averaged over the questions with an answer. It makes logits comparable
+    across windows, which the engine's ``span_norm: article`` relies on: a window without the
+    answer learns to keep its logits low, not only to put its mass on [CLS].
+
+    Args:
+        start_logits, end_logits: (batch, tokens) tensors.
+        context_mask: (batch, tokens) bool tensor, True on article tokens.
+        golds: (batch, K, 2) gold token positions per window, -1 padding, [CLS] = none here.
+        question: (batch,) which question each window belongs to; a batch holds whole questions.
+    Returns:
+        a scalar tensor (0 when no question in the batch has an answer).
+    """
+    import torch
+
+    neg = float("-inf")
+    total, count = start_logits.new_zeros(()), 0
+    has_gold = (golds[..., 0] > CLS_INDEX).any(dim=1)
+    for q in torch.unique(question):
+        rows = torch.nonzero(question == q).squeeze(1)
+        if not has_gold[rows].any():
+            continue
+        g = golds[rows].masked_fill(golds[rows] <= CLS_INDEX, -1)
+        m = context_mask[rows]
+        for logits, k in ((start_logits, 0), (end_logits, 1)):
+            x = logits[rows]
+            total = total + torch.logsumexp(x.masked_fill(~m, neg).flatten(), 0) \
+                - torch.logsumexp(x.masked_fill(~_gold_mask(x, g[..., k]), neg).flatten(), 0)
+        count += 1
+    return total / (2 * count) if count else total
+
+
+def question_batches(sample: np.ndarray, lengths: list[int], batch_size: int, seed: int,
+                     group: int = 64) -> list[list[int]]:
+    """Batches of whole questions (all windows of a question in one batch, as the shared
+    normalisation needs), about ``batch_size`` windows each (a question with more windows gets a
+    batch of its own); questions of similar window length share a batch, as in
+    ``length_grouped_batches``. Deterministic for a seed."""
+    rng = random.Random(seed)
+    units: dict[int, list[int]] = {}
+    for i, q in enumerate(sample):
+        units.setdefault(int(q), []).append(i)
+    order = list(units.values())
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+
+    def pack(chunk: list[list[int]]) -> None:
+        cur: list[int] = []
+        for u in sorted(chunk, key=lambda u: -max(lengths[i] for i in u)):
+            if cur and len(cur) + len(u) > batch_size:
+                batches.append(cur)
+                cur = []
+            cur = cur + u
+        if cur:
+            batches.append(cur)
+
+    chunk: list[list[int]] = []
+    size = 0
+    for u in order:
+        chunk.append(u)
+        size += len(u)
+        if size >= batch_size * group:
+            pack(chunk)
+            chunk, size = [], 0
+    pack(chunk)
+    rng.shuffle(batches)
+    return batches
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int,
@@ -219,6 +314,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--answer", choices=["first", "majority", "shortest", "all"], default="first",
                    help="which gold answer to train on when a question has several ('all': any of "
                         "them, marginal likelihood)")
+    p.add_argument("--distractors", type=int, default=0,
+                   help="ask each question of its paragraph joined with this many other paragraphs "
+                        "of its article, with shared normalisation over the windows (0 = off)")
+    p.add_argument("--shared-weight", type=float, default=1.0,
+                   help="weight of the shared-normalisation loss (with --distractors)")
     p.add_argument("--warmup", type=float, default=0.1, help="share of steps with linear warm-up")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip", type=float, default=1.0)
@@ -254,13 +354,17 @@ def main(argv=None) -> None:
         examples = examples[: args.limit]
     t0 = time.time()
     feats = build_features(examples, tok, args.max_seq_len, args.doc_stride, args.null_keep,
-                           args.unanswerable_frac, args.seed, args.answer)
+                           args.unanswerable_frac, args.seed, args.answer, args.distractors)
     n_null = int((feats.start == CLS_INDEX).sum())
     print(f"{len(examples)} questions -> {len(feats.windows)} windows ({n_null} no-answer) "
           f"in {time.time() - t0:.0f}s", flush=True)
 
     lengths = [len(x) for x in feats.windows.input_ids]
-    per_epoch = math.ceil(len(lengths) / args.batch_size)
+    # with distractors the batches (whole questions) are packed once and only their order changes
+    # per epoch, so an epoch has a fixed number of steps and --resume finds its place
+    packed = (question_batches(feats.windows.sample, lengths, args.batch_size, args.seed)
+              if args.distractors else None)
+    per_epoch = len(packed) if packed else math.ceil(len(lengths) / args.batch_size)
     total = int(per_epoch * args.epochs)
     if args.max_steps:
         total = min(total, args.max_steps)
@@ -295,12 +399,27 @@ def main(argv=None) -> None:
     loss_ema = None
     while step < total:
         epoch, offset = divmod(step, per_epoch)
-        batches = length_grouped_batches(lengths, args.batch_size, args.seed + epoch)
+        if packed:
+            batches = list(packed)
+            random.Random(args.seed + epoch).shuffle(batches)
+        else:
+            batches = length_grouped_batches(lengths, args.batch_size, args.seed + epoch)
         for b in batches[offset:]:
             if step >= total:
                 break
             enc = {k: torch.from_numpy(v) for k, v in pad_batch(feats.windows, b, pad_id).items()}
-            if args.answer == "all":
+            if packed:
+                res = model(**enc)
+                golds = torch.from_numpy(feats.golds[b])
+                mask = torch.zeros_like(enc["input_ids"], dtype=torch.bool)
+                for r, w in enumerate(b):
+                    m = torch.from_numpy(feats.windows.context_mask[w])
+                    mask[r, :len(m)] = m
+                res.loss = marginal_span_loss(res.start_logits, res.end_logits, golds,
+                                              torch.from_numpy(feats.weight[b])) \
+                    + args.shared_weight * shared_norm_loss(res.start_logits, res.end_logits, mask, golds,
+                                                            torch.from_numpy(feats.windows.sample[b]))
+            elif args.answer == "all":
                 res = model(**enc)
                 res.loss = marginal_span_loss(res.start_logits, res.end_logits, torch.from_numpy(feats.golds[b]))
             else:

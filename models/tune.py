@@ -23,12 +23,13 @@ from tqdm import tqdm
 
 from models.profiles import QASettings
 from models.qa import ExtractiveReader
-from models.squad import QAExample, exact_match, f1_score, join_articles, read_squad
+from models.squad import QAExample, exact_match, f1_score, join_articles, paragraphs_by_title, read_squad
 from models.text import Sentence, split_sentences
 from models.windows import Windows
 
 LENGTH_PENALTIES = (0.0, 0.025, 0.05, 0.1, 0.2)
 WINDOW_PRIORS = (0.0, 1.0, 2.0, 4.0, 8.0)
+SPAN_NORMS = ("window", "article")
 
 
 @dataclass
@@ -57,10 +58,11 @@ def read_contexts(reader: ExtractiveReader, examples: list[QAExample], desc: str
 
 
 def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, length_penalty: float,
-           window_prior: float = 0.0) -> list[dict]:
-    """Results of the ``n`` examples from their logits, decoded with this length prior and window
-    prior (the windows must have been read with window scoring on for the latter)."""
-    settings = replace(reader.settings, length_penalty=length_penalty, window_prior=window_prior)
+           window_prior: float = 0.0, span_norm: str = "window") -> list[dict]:
+    """Results of the ``n`` examples from their logits, decoded with this length prior, window
+    prior (the windows must have been read with window scoring on for it) and span normalisation."""
+    settings = replace(reader.settings, length_penalty=length_penalty, window_prior=window_prior,
+                       span_norm=span_norm)
     saved, reader.settings = reader.settings, settings
     try:
         out: list[dict] = [None] * n  # type: ignore[list-item]
@@ -118,10 +120,7 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     if limit:
         exs = exs[:limit]
     rng = random.Random(seed)
-    ctx_by_title: dict[str, list[str]] = defaultdict(list)
-    for e in exs:
-        if e.context not in ctx_by_title[e.title]:
-            ctx_by_title[e.title].append(e.context)
+    ctx_by_title = paragraphs_by_title(exs)
     titles = sorted(ctx_by_title)
     foreign = []
     for e in exs:
@@ -148,6 +147,7 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     whole = choose_window_prior(reader, exs, lp, window_priors) if window_priors else None
     even = by_prior["unanswerable_weight_1.0"]
     return {"by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
+            "span_norm": whole["span_norm"] if whole else "window",
             "whole_articles": whole, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2),
             "f1": round(float(f1s.mean()) * 100, 2), "length_penalty": lp, "by_length_penalty": by_penalty,
             "null_threshold": even["null_threshold"], "v2_score_at_threshold": even["score"],
@@ -162,9 +162,10 @@ def score(results: list[dict], examples: list[QAExample]) -> tuple[float, np.nda
 
 
 def choose_window_prior(reader: ExtractiveReader, examples: list[QAExample], length_penalty: float,
-                        window_priors: tuple[float, ...]) -> dict:
-    """The window prior with the best F1 on the questions asked of their whole articles (ties go
-    to the weaker prior), with the EM/F1 of every value tried."""
+                        window_priors: tuple[float, ...], span_norms: tuple[str, ...] = SPAN_NORMS) -> dict:
+    """The span normalisation and window prior with the best F1 on the questions asked of their
+    whole articles (ties go to "window" and to the weaker prior), with the EM/F1 of every pair
+    tried (``by_window_prior``: normalisation -> prior -> scores)."""
     docs = join_articles(examples)
     saved = reader.settings
     reader.settings = replace(saved, window_prior=1.0)    # read with window scoring on
@@ -172,14 +173,16 @@ def choose_window_prior(reader: ExtractiveReader, examples: list[QAExample], len
         read = read_contexts(reader, docs, "dev whole articles")
     finally:
         reader.settings = saved
-    table, f1 = {}, {}
-    for wp in window_priors:
-        em, f1s = score(decode(reader, read, len(docs), length_penalty, wp), docs)
-        f1[wp] = round(float(f1s.mean()), 6)
-        table[str(wp)] = {"em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2)}
-    best = max(window_priors, key=lambda v: (f1[v], -v))
+    table: dict[str, dict[str, dict]] = {}
+    f1: dict[tuple[str, float], float] = {}
+    for norm in span_norms:
+        for wp in window_priors:
+            em, f1s = score(decode(reader, read, len(docs), length_penalty, wp, norm), docs)
+            f1[(norm, wp)] = round(float(f1s.mean()), 6)
+            table.setdefault(norm, {})[str(wp)] = {"em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2)}
+    norm, best = max(f1, key=lambda k: (f1[k], k[0] == "window", -k[1]))
     windows = sum(int((c.windows.sample == q).sum()) for c in read for q in range(len(c.examples)))
-    return {"window_prior": best, "by_window_prior": table, "questions": len(docs),
+    return {"span_norm": norm, "window_prior": best, "by_window_prior": table, "questions": len(docs),
             "windows_per_question": round(windows / len(docs), 2)}
 
 

@@ -137,3 +137,39 @@ def test_window_prior_reranks_spans_by_the_windows_match_with_the_question(tiny_
               if (a["start"], a["end"]) in scored and scored[(a["start"], a["end"])] > 1e-4]
     assert ratios and all(math.exp(-3.0) - 1e-6 <= r <= 1 + 1e-6 for r in ratios)
     assert any(r < 0.999 for r in ratios), "spans outside the best-matching window are scored down"
+
+
+def test_article_span_norm_scores_spans_with_one_softmax_over_all_windows(tiny_profile, seed_article):
+    """With ``span_norm: article`` a span's score is exp(start + end logit) over the sums of
+    exp(logits) across every window's article tokens: the engine's answer scores are checked
+    against the raw logits of the model."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from models.profiles import load_profile
+    from models.qa import ExtractiveReader
+    prof = load_profile(tiny_profile)
+    reader = ExtractiveReader(replace(prof.qa, top_k=5, null_threshold=-1e9, span_norm="article",
+                                      length_penalty=0.0), prof.resolve_model(prof.qa.model))
+    reader.warm_up()
+    q = "What did Putin give Kim in Pyongyang?"
+    w = reader.preprocess(seed_article, [q])
+    start, end = reader.forward(w)
+    assert len(w) > 1
+    zs = sum(np.exp(start[i][w.context_mask[i]].astype(np.float64)).sum() for i in range(len(w)))
+    ze = sum(np.exp(end[i][w.context_mask[i]].astype(np.float64)).sum() for i in range(len(w)))
+    answers = reader.run(seed_article, [q])[0]["answers"]
+    best: dict[tuple[int, int], float] = {}     # each span's summed score over the windows that hold it
+    for i in range(len(w)):
+        off, m = w.offsets[i], w.context_mask[i]
+        for a in answers:
+            ts = [t for t in np.flatnonzero(m) if off[t, 0] == a["start"]]
+            te = [t for t in np.flatnonzero(m) if off[t, 1] == a["end"]]
+            if ts and te:
+                p = float(np.exp(start[i][ts[0]] + end[i][te[-1]]) / (zs * ze))
+                best[(a["start"], a["end"])] = best.get((a["start"], a["end"]), 0.0) + p
+    checked = [a for a in answers if (a["start"], a["end"]) in best]
+    assert checked
+    for a in checked:
+        assert a["score"] == pytest.approx(best[(a["start"], a["end"])], rel=1e-3, abs=1e-6)

@@ -2,7 +2,7 @@ import pytest
 """Span search on hand-made logits: no model needed."""
 import numpy as np
 
-from models.spans import Candidate, has_answer, merge_candidates, select_list, to_candidates, window_spans
+from models.spans import Candidate, article_norm_factors, has_answer, merge_candidates, select_list, to_candidates, window_spans
 
 NEG = -10.0
 
@@ -125,3 +125,26 @@ def test_length_penalty_scales_span_scores_and_prefers_shorter_spans():
     _, s0, _ = window_spans(one, one, mask, 12, 1)
     _, s1, _ = window_spans(one, one, mask, 12, 1, length_penalty=1.0)
     assert np.isclose(s0[0, 0], s1[0, 0])
+
+
+def test_article_normalisation_is_one_softmax_over_every_window():
+    """Window span probabilities times the window's factor equal exp(s_i + e_j) over the sums of
+    exp(start) and exp(end) across all windows' article tokens; a flat, low window no longer wins
+    just because its own softmax has nothing better to put its mass on."""
+    mask = np.array([[False, True, True, True, False], [False, True, True, False, False]])
+    # window 0: high but spread logits; window 1: low ones, peaked on one span
+    start = np.array([[5.5, 6.0, 5.0, 4.0, NEG], [-5.0, 2.0, -3.0, NEG, NEG]])
+    end = np.array([[5.0, 5.5, 6.0, 4.0, NEG], [-5.0, -3.0, 2.0, NEG, NEG]])
+    spans, scores, _ = window_spans(start, end, mask, max_answer_len=5, top_n=6)
+    factors = article_norm_factors(start, end, mask)
+    zs = sum(np.exp(start[w][mask[w]]).sum() for w in range(2))
+    ze = sum(np.exp(end[w][mask[w]]).sum() for w in range(2))
+    for w in range(2):
+        for (i, j), sc in zip(spans[w], scores[w]):
+            if sc > 0:
+                assert sc * factors[w] == pytest.approx(np.exp(start[w, i] + end[w, j]) / (zs * ze))
+    # in-window probabilities put window 1's best span above window 0's; over the article it is below
+    assert scores[1, 0] > scores[0, 0]
+    assert scores[1, 0] * factors[1] < scores[0, 0] * factors[0]
+    one = article_norm_factors(start[:1], end[:1], mask[:1])
+    assert one[0] >= 1.0      # one window: only [CLS] leaves the sums, the ranking is unchanged

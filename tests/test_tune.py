@@ -36,8 +36,10 @@ def test_tune_picks_the_best_length_prior_then_a_threshold(tiny_profile):
                                        "unanswerable_weight_0.25"}
     assert report["null_threshold"] == report["by_prior"]["unanswerable_weight_1.0"]["null_threshold"]
     whole = report["whole_articles"]
-    assert set(whole["by_window_prior"]) == {"0.0", "2.0", "50.0"}
-    assert report["window_prior"] == whole["window_prior"]
-    assert whole["by_window_prior"][str(whole["window_prior"])]["f1"] == max(
-        r["f1"] for r in whole["by_window_prior"].values())
+    table = whole["by_window_prior"]
+    assert set(table) == {"window", "article"}
+    assert all(set(row) == {"0.0", "2.0", "50.0"} for row in table.values())
+    assert (report["window_prior"], report["span_norm"]) == (whole["window_prior"], whole["span_norm"])
+    assert table[whole["span_norm"]][str(whole["window_prior"])]["f1"] == max(
+        r["f1"] for row in table.values() for r in row.values())
     assert whole["windows_per_question"] > 1     # whole articles span several 128-token windows
