@@ -2,9 +2,14 @@
 pipeline): windows -> batched forward -> span search, in the old pipeline's three steps.
 
 Inputs: an article (str) and questions (list[str]). Outputs: one result dict per question:
-``answer`` (str or None when not in the article), ``score`` in [0, 1], ``start``/``end`` character
-offsets into the article, ``sentence``/``sentence_start``, and ``answers`` (candidates, best first,
-each with ``selected`` True when it is part of the answer, e.g. each item of a list answer).
+``answer`` (str or None when not in the article), ``score`` in [0, 1] (the ranking score: the
+span's probability under the profile's normalisation and priors; the no-answer probability when
+there is no answer), ``confidence`` (what to show a person: the answer's share of the score of
+every span decoded for the question, so priors that scale all scores down do not make a clear
+answer look unsure; the no-answer probability when there is no answer), ``start``/``end``
+character offsets into the article, ``sentence``/``sentence_start``, and ``answers`` (candidates,
+best first, each with its ``score`` and ``confidence`` and ``selected`` True when it is part of
+the answer, e.g. each item of a list answer).
 """
 from __future__ import annotations
 
@@ -164,6 +169,7 @@ class ExtractiveReader:
             factor *= np.exp(-s.window_prior * (1.0 - windows.relevance))
         for cand in cands:
             cand.score *= float(factor[cand.window])
+        mass = sum(c.score for c in cands)
         cands = merge_candidates(cands, article, max(top_k, s.max_list))
         best = cands[0] if cands else None
         answered = has_answer(best, s.null_threshold)
@@ -171,19 +177,22 @@ class ExtractiveReader:
                   if has_answer(c, s.null_threshold)] if answered else []
         chosen_ids = {id(c) for c in chosen}
         shown = cands[:max(top_k, len(chosen))]
-        answers = [self._as_dict(article, sentences, c, id(c) in chosen_ids) for c in shown]
-        result = {"answer": None, "score": float(best.null) if best else 1.0, "start": None, "end": None,
+        answers = [self._as_dict(article, sentences, c, id(c) in chosen_ids, mass) for c in shown]
+        null = float(best.null) if best else 1.0
+        result = {"answer": None, "score": null, "confidence": null, "start": None, "end": None,
                   "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(ws)),
-                  "no_answer_score": float(best.null) if best else 1.0}
+                  "no_answer_score": null}
         if answered:
             top = answers[0]
-            result.update({k: top[k] for k in ("answer", "score", "start", "end", "sentence", "sentence_start")})
+            result.update({k: top[k] for k in ("answer", "score", "confidence", "start", "end", "sentence",
+                                               "sentence_start")})
         return result
 
     @staticmethod
-    def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool) -> dict:
+    def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool, mass: float) -> dict:
         sent = sentence_at(sentences, c.start)
-        return {"answer": article[c.start:c.end], "score": round(c.score, 6), "start": c.start,
+        return {"answer": article[c.start:c.end], "score": round(c.score, 6),
+                "confidence": round(min(1.0, c.score / mass), 6) if mass > 0 else 0.0, "start": c.start,
                 "end": c.end, "selected": selected,
                 "sentence": sent.text(article) if sent else None,
                 "sentence_start": sent.start if sent else None}

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             if r["answer"] is None:
                 print(f"Not found in the article (no-answer confidence {r['score']:.2f})")
             else:
-                print(f"{r['answer']}  (confidence {r['score']:.2f}, characters {r['start']}-{r['end']})")
+                print(f"{r['answer']}  (confidence {r['confidence']:.2f}, characters {r['start']}-{r['end']})")
             return 0
         from serve.app import launch, parse_auth
         from serve.memory import limit_arenas

@@ -47,7 +47,8 @@ def highlight(article: str, results: list[dict]) -> dict:
 
 def answers_markdown(results: list[dict]) -> str:
     """Per question: the answer (or 'Not found in the article'), its confidence, the sentence it
-    stands in, and the other candidates with their scores."""
+    stands in, and the other candidates with theirs (``confidence``: each answer's share of the
+    score of every span considered, see models/qa.py)."""
     out = []
     for i, r in enumerate(results):
         q = html.escape(r["question"])
@@ -55,12 +56,12 @@ def answers_markdown(results: list[dict]) -> str:
         if r["answer"] is None:
             out.append(f"### Q{i + 1}. {q}\n**{NOT_FOUND}** (no-answer confidence {r['score']:.0%})")
         else:
-            ans = "; ".join(f"**{_show(a['answer'])}** ({a['score']:.0%})" for a in chosen)
+            ans = "; ".join(f"**{_show(a['answer'])}** ({a['confidence']:.0%})" for a in chosen)
             sent = _show(r["sentence"] or "")
             out.append(f"### Q{i + 1}. {q}\n{ans}\n\n> {sent}")
         others = [a for a in r["answers"] if not a["selected"]]
         if others:
-            out.append("Other candidates: " + ", ".join(f"{_show(a['answer'])} ({a['score']:.0%})"
+            out.append("Other candidates: " + ", ".join(f"{_show(a['answer'])} ({a['confidence']:.0%})"
                                                          for a in others))
     return "\n\n".join(out)
 

@@ -21,9 +21,15 @@ def check_result(article, r):
         assert a["sentence_start"] <= a["start"] < a["sentence_start"] + len(a["sentence"])
     scores = [a["score"] for a in r["answers"]]
     assert scores == sorted(scores, reverse=True)
+    # confidence: each shown answer's share of the score of every span decoded for the question
+    shares = [a["confidence"] for a in r["answers"]]
+    assert shares == sorted(shares, reverse=True) and sum(shares) <= 1 + 1e-5
     if r["answer"] is not None:
         assert article[r["start"]:r["end"]] == r["answer"]
         assert r["answers"][0]["answer"] == r["answer"]
+        assert r["confidence"] == r["answers"][0]["confidence"]
+    else:
+        assert r["confidence"] == r["score"]
 
 
 def test_long_article_uses_many_windows_with_exact_offsets(tiny_profile):
@@ -173,3 +179,25 @@ def test_article_span_norm_scores_spans_with_one_softmax_over_all_windows(tiny_p
     assert checked
     for a in checked:
         assert a["score"] == pytest.approx(best[(a["start"], a["end"])], rel=1e-3, abs=1e-6)
+
+
+def test_confidence_is_the_share_of_all_decoded_span_scores(tiny_profile, seed_article):
+    """A prior that scales every span down (here the window prior, up to e^-8) shrinks ``score``
+    but not ``confidence``, which is relative to every span decoded for the question."""
+    from dataclasses import replace
+
+    from models.profiles import load_profile
+    from models.qa import ExtractiveReader
+    prof = load_profile(tiny_profile)
+    reader = ExtractiveReader(replace(prof.qa, top_k=5, null_threshold=-1e9, window_prior=8.0),
+                              prof.resolve_model(prof.qa.model))
+    reader.warm_up()
+    q = "What did Putin give Kim in Pyongyang?"
+    r = reader.run(seed_article, [q])[0]
+    check_result(seed_article, r)
+    top = r["answers"][0]
+    assert top["confidence"] > top["score"]
+    k = top["confidence"] / top["score"]        # one divisor per question (both are rounded to 1e-6)
+    assert len(r["answers"]) > 1
+    for a in r["answers"]:
+        assert a["confidence"] == pytest.approx(a["score"] * k, abs=k * 1e-6 + 1e-6)
