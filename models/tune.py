@@ -6,9 +6,10 @@ its own paragraph (answerable) and once of a paragraph from another article (una
 maximise the SQuAD v2-style score over both. Before that, the span-length prior
 (``qa.length_penalty``, models.spans.window_spans) is chosen on the answerable questions from a
 small grid: the model reads the development set once and each value only re-decodes its logits.
-Last, the window prior (``qa.window_prior``) is chosen the same way on the development questions
-asked of their whole articles (models.squad.join_articles): the product reads whole articles, in
-several windows, and that is where a confident span in an unrelated window does harm.
+Last, the window prior (``qa.window_prior``) and the span normalisation (``qa.span_norm``: rank
+spans per window or over the whole article) are chosen together the same way on the development
+questions asked of their whole articles (models.squad.join_articles): the product reads whole
+articles, in several windows, and that is where a confident span in an unrelated window does harm.
 """
 from __future__ import annotations
 
