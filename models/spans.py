@@ -36,12 +36,20 @@ class Candidate:
             self.window_score = self.score
 
 
+def masked_logsumexp(logits: np.ndarray, allowed: np.ndarray, axis: int | None = -1,
+                     keepdims: bool = False) -> np.ndarray:
+    """log(sum(exp(logits))) over the ``allowed`` positions (all axes when ``axis`` is None),
+    in float64 and shifted by the maximum so that large logits do not overflow."""
+    x = np.where(allowed, logits.astype(np.float64), -np.inf)
+    top = x.max(axis=axis, keepdims=True)
+    out = top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
 def softmax_masked(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Softmax along the last axis over ``allowed`` positions; others get 0."""
     x = np.where(allowed, logits.astype(np.float64), -np.inf)
-    x = x - x.max(axis=-1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=-1, keepdims=True)
+    return np.exp(x - masked_logsumexp(logits, allowed, keepdims=True))
 
 
 def window_spans(start_logits: np.ndarray, end_logits: np.ndarray, context_mask: np.ndarray,
@@ -104,18 +112,13 @@ def article_norm_factors(start_logits: np.ndarray, end_logits: np.ndarray,
     Returns:
         (windows,) factors; ranking within a window is unchanged.
     """
-    allowed = context_mask.copy()
-    allowed[:, CLS_INDEX] = True
-
-    def lse(x: np.ndarray, m: np.ndarray, axis=None) -> np.ndarray:
-        x = np.where(m, x.astype(np.float64), -np.inf)
-        top = x.max(axis=axis, keepdims=True)
-        return np.squeeze(top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True)), axis=axis)
-
     if not context_mask.any():
         return np.ones(len(start_logits))
-    window = lse(start_logits, allowed, 1) + lse(end_logits, allowed, 1)
-    article = lse(start_logits, context_mask) + lse(end_logits, context_mask)
+    allowed = context_mask.copy()
+    allowed[:, CLS_INDEX] = True
+    window = masked_logsumexp(start_logits, allowed) + masked_logsumexp(end_logits, allowed)
+    article = (masked_logsumexp(start_logits, context_mask, axis=None)
+               + masked_logsumexp(end_logits, context_mask, axis=None))
     return np.exp(window - article)
 
 

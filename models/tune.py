@@ -108,8 +108,8 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     whole articles (skipped when ``window_priors`` is empty).
 
     Returns:
-        a JSON-able report: ``length_penalty``, ``null_threshold`` and ``window_prior`` (the
-        chosen settings), ``em`` and ``f1`` at them, ``by_length_penalty`` and
+        a JSON-able report: ``length_penalty``, ``null_threshold``, ``span_norm`` and
+        ``window_prior`` (the chosen settings), ``em`` and ``f1`` at them, ``by_length_penalty`` and
         ``whole_articles.by_window_prior`` (EM/F1 for each value tried) and ``by_prior`` (the
         threshold for several shares of unanswerable questions).
     """
