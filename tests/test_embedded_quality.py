@@ -21,7 +21,7 @@ def engine():
 
 
 @pytest.mark.xfail(strict=True, reason="recipe sn1 answers 'a grand welcome' (from 'Kim gave him a grand welcome'); "
-                                       "the limo is its third candidate (issue 3 stays open until a recipe fixes this)")
+                                       "the limo is its third candidate (issue 3: blocked on a stronger model; no recipe so far fixes this)")
 def test_putin_gave_kim_the_limo(seed_article):
     r = predict(seed_article, "What did Putin give Kim?")
     assert r["answer"] is not None and "Aurus limo" in r["answer"]
