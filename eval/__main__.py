@@ -14,7 +14,7 @@ from pathlib import Path
 from eval.report import QA_COLS, SUM_COLS, markdown_table, write_report
 from eval.runner import run_qa, run_summaries, summarize_qa, summarize_summaries
 from eval.sets import is_summary_set, load_qa_set, load_summary_set
-from serve.api import get_engine
+from models.engine import get_engine
 
 
 def main(argv: list[str] | None = None) -> int:

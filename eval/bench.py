@@ -60,7 +60,7 @@ def qa_models(names: list[str]) -> dict[str, Path]:
     """Model folders by name: the shipped one, and BERT-base-sized random weights."""
     out = {}
     if "embedded" in names:
-        out["embedded"] = REPO / "models" / "embedded_qa"
+        out["embedded"] = REPO / "models" / "minilm_qa"
     if "bert-base" in names:
         folder = WORK / "bert-base-qa"
         if not (folder / "model.safetensors").exists():
@@ -263,7 +263,7 @@ def run_summary_bench(wl: dict, threads: int, anchor_py: Path) -> list[dict]:
     folder = distilbart_model(wl["seed"]["article"] + "\n" + wl["long"]["article"])
     gen = {"num_beams": 4, "no_repeat_ngram_size": 3, "min_new_tokens": FIXED_TOKENS,
            "max_new_tokens": FIXED_TOKENS, "length_penalty": 2.0, "early_stopping": True}
-    prof = engine_profile("hub", REPO / "models" / "embedded_qa", "distilbart",
+    prof = engine_profile("hub", REPO / "models" / "minilm_qa", "distilbart",
                           summarizer={"model": str(folder), "method": "abstractive", "generation": gen})
     sides = {"anchor": Worker(anchor_py, "anchor", {"model": str(folder)}, threads),
              "exact": Worker(Path(sys.executable), "engine", {"profile": str(prof)}, threads)}

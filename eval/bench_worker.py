@@ -42,7 +42,7 @@ class Engine:
     def __init__(self, req: dict):
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from models.profiles import load_profile
-        from serve.api import ArticleQA
+        from models.engine import ArticleQA
         self.qa = ArticleQA(load_profile(req["profile"]))
 
     def load(self, req: dict) -> None:
@@ -66,7 +66,7 @@ class Engine:
         top = [r["answers"][0] if r["answers"] else {"answer": None, "start": None, "end": None, "score": 0.0}
                for r in results]
         reader = self.qa.reader
-        windows = reader.preprocess(article, questions)           # what was read, for the FLOP count
+        windows = reader.preprocess(article, questions, reader.sanitize()[0])   # what was read, for the FLOP count
         return {"seconds": seconds,
                 "answers": [{k: a[k] for k in ("answer", "start", "end", "score")} for a in top],
                 "window_lengths": [len(w) for w in windows.input_ids]}

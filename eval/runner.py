@@ -11,7 +11,7 @@ from tqdm import tqdm
 from eval.metrics import exact_match, f1_score, list_recall, peak_rss_mb, percentiles, rouge
 from eval.sets import QAItem, SummaryItem
 from models.summarize import candidate_sentences
-from serve.api import ArticleQA
+from models.engine import ArticleQA
 
 
 def run_qa(engine: ArticleQA, items: list[QAItem], batch_by_context: bool = True, desc: str = "qa") -> list[dict]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.examples import example_article
 from models.squad import QAExample, join_articles, read_squad
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +54,8 @@ def is_summary_set(name: str) -> bool:
 
 
 def seed_article() -> str:
-    return (GOLD / "seed_article.txt").read_text(encoding="utf-8")
+    """The example article, which the seed gold set asks about."""
+    return example_article()
 
 
 def load_qa_set(name: str) -> list[QAItem]:

@@ -12,6 +12,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 
+from models.adapters import adapter_base, is_adapter_folder, merge_adapter, resolve_model_ref
+from models.packaged_base import PackagedModelError
+
+
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message names it and says what to do."""
 
@@ -82,7 +86,16 @@ def load_pretrained(name: str, kind: str, device: str = "cpu"):
     try:
         tok = AutoTokenizer.from_pretrained(source, **kwargs)
         dtype = torch.float32 if device == "cpu" else None
-        model = classes[kind].from_pretrained(source, use_safetensors=True, dtype=dtype or "auto", **kwargs)
+        if local and is_adapter_folder(source):
+            # a LoRA adapter: load its base (assembled from packages if need be), merge the update
+            base = resolve_model_ref(adapter_base(source))
+            model = classes[kind].from_pretrained(base, use_safetensors=True, dtype=dtype or "auto",
+                                                  trust_remote_code=False, local_files_only=True)
+            model = merge_adapter(model, source)
+        else:
+            model = classes[kind].from_pretrained(source, use_safetensors=True, dtype=dtype or "auto", **kwargs)
+    except PackagedModelError as exc:
+        raise ModelLoadError(f"Could not assemble the base of {name!r}: {exc}") from None
     except OSError as exc:
         raise ModelLoadError(f"Could not load model {name!r}: {str(exc).splitlines()[0]}") from None
     except (ValueError, KeyError) as exc:

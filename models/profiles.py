@@ -15,6 +15,7 @@ import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_PROFILE = "embedded"
+INFERENCE_FILE = "inference.json"   # settings tuned for a set of weights, saved beside them
 
 
 @dataclass
@@ -75,18 +76,46 @@ class Profile:
     limits: Limits
 
     def resolve_model(self, ref: str) -> str:
-        """A model reference -> a local folder path or a hub id."""
+        """A model reference -> a local folder path or a hub id (``package:`` refs are found in
+        their installed packages, see ``models.adapters.resolve_model_ref``)."""
         if ref.startswith("package:"):
-            import importlib
-            mod = importlib.import_module(ref.split(":", 1)[1])
-            return str(mod.get_model_path()) if hasattr(mod, "get_model_path") else str(Path(mod.__file__).parent / "model")
-        if ref.startswith(("./", "../", "/", "~")):
-            p = Path(ref).expanduser()
-            return str(p if p.is_absolute() else (self.path.parent / p).resolve())
-        for p in (self.path.parent / ref, Path(ref)):
-            if p.is_dir():
-                return str(p.resolve())
+            from models.adapters import resolve_model_ref
+            return resolve_model_ref(ref)
+        return _resolve_ref(self.path, ref)
+
+
+def saved_inference_settings(model: str) -> dict[str, Any]:
+    """The settings chosen for a set of weights (``training.tune --write``), saved beside them
+    as ``inference.json`` (as sentence-transformers keeps each module's config beside its
+    weights); {} for a hub id or a folder without one.
+
+    Raises:
+        ValueError: the file names a setting ``QASettings`` does not have.
+    """
+    path = Path(model) / INFERENCE_FILE
+    if not path.is_file():
+        return {}
+    import json
+    data = json.loads(path.read_text(encoding="utf-8"))
+    settings = data.get("qa", {})
+    unknown = set(settings) - {f.name for f in fields(QASettings)}
+    if unknown:
+        raise ValueError(f"{path}: unknown QA setting(s) {sorted(unknown)}")
+    return settings
+
+
+def _resolve_ref(profile_file: Path, ref: str) -> str:
+    """A folder reference (absolute, or relative to the profile file) or a hub id, as given;
+    ``package:`` refs come back unchanged (their packages ship no tuned settings)."""
+    if ref.startswith("package:"):
         return ref
+    if ref.startswith(("./", "../", "/", "~")):
+        p = Path(ref).expanduser()
+        return str(p if p.is_absolute() else (profile_file.parent / p).resolve())
+    for p in (profile_file.parent / ref, Path(ref)):
+        if p.is_dir():
+            return str(p.resolve())
+    return ref
 
 
 def _build(cls, data: dict | None, where: str):
@@ -122,9 +151,13 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
     unknown = set(raw) - {"name", "qa", "summarizer", "runtime", "limits"}
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}")
+    qa_raw = dict(raw.get("qa") or {})
+    if qa_raw.get("model"):
+        tuned = saved_inference_settings(_resolve_ref(path, str(qa_raw["model"])))
+        qa_raw = {**tuned, **qa_raw}      # the profile overrides what was saved with the weights
     prof = Profile(
         name=str(raw.get("name") or path.stem), path=path,
-        qa=_build(QASettings, raw.get("qa"), f"{path} qa"),
+        qa=_build(QASettings, qa_raw, f"{path} qa"),
         summarizer=_build(SummarizerSettings, raw.get("summarizer"), f"{path} summarizer"),
         runtime=_build(RuntimeSettings, raw.get("runtime"), f"{path} runtime"),
         limits=_build(Limits, raw.get("limits"), f"{path} limits"),

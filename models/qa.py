@@ -14,6 +14,7 @@ the answer, e.g. each item of a list answer).
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,8 +33,39 @@ ARTICLE_CACHE = 8   # recently seen articles whose tokens are kept for the next 
 SPANS_PER_WINDOW = 20
 
 
+@dataclass(frozen=True)
+class WindowParams:
+    """How an article is cut into windows for a question (``preprocess``)."""
+
+    max_seq_len: int
+    doc_stride: int
+    max_question_len: int
+    max_windows: int          # read only each question's best windows by BM25; 0 = all
+    score_windows: bool       # compute each window's BM25 relevance (for the window prior)
+
+
+@dataclass(frozen=True)
+class DecodeParams:
+    """How spans are searched, ranked and chosen (``postprocess``)."""
+
+    top_k: int
+    max_answer_len: int
+    length_penalty: float
+    span_norm: str
+    window_prior: float
+    null_threshold: float
+    list_threshold: float
+    max_list: int
+
+
 class ExtractiveReader:
-    """Answers questions with spans of the article. Call ``warm_up()`` before ``run()``."""
+    """Answers questions with spans of the article. Call ``warm_up()`` before ``run()``.
+
+    Settings come from the profile (``QASettings``, which already holds the values saved beside
+    the weights, see ``models.profiles``); ``sanitize()`` turns them, with any per-call
+    overrides, into the parameters of ``preprocess`` and ``postprocess``, which read nothing
+    else, so a tuning run can decode the same logits under many settings.
+    """
 
     def __init__(self, settings: QASettings, model: str | None, device: str = "cpu"):
         self.settings = settings
@@ -59,58 +91,74 @@ class ExtractiveReader:
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.tokenizer, self.model = tokenizer, model
 
-    def run(self, article: str, questions: list[str], top_k: int | None = None) -> list[dict]:
+    def sanitize(self, **overrides) -> tuple[WindowParams, DecodeParams]:
+        """The parameters of ``preprocess`` and ``postprocess``: the reader's settings with
+        ``overrides`` (any ``QASettings`` field; None values are ignored) applied.
+
+        Raises:
+            ValueError: an override names no setting.
+        """
+        given = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(given) - set(vars(self.settings))
+        if unknown:
+            raise ValueError(f"unknown QA setting(s) {sorted(unknown)}")
+        s = replace(self.settings, **given)
+        return (WindowParams(s.max_seq_len, s.doc_stride, s.max_question_len, s.max_windows,
+                             bool(s.max_windows or s.window_prior)),
+                DecodeParams(s.top_k, s.max_answer_len, s.length_penalty, s.span_norm, s.window_prior,
+                             s.null_threshold, s.list_threshold, s.max_list))
+
+    def run(self, article: str, questions: list[str], top_k: int | None = None, **overrides) -> list[dict]:
         """Answer every question about ``article``; questions are batched together.
 
         Args:
             article: validated article text.
             questions: validated, non-empty questions.
             top_k: candidates per result (default: the profile's ``qa.top_k``).
+            overrides: other ``QASettings`` for this call only.
         Returns:
             One result dict per question, in order.
         """
         if self.model is None:
             raise RuntimeError("ExtractiveReader.run() called before warm_up().")
-        top_k = top_k or self.settings.top_k
-        windows = self.preprocess(article, questions)
+        window_params, decode_params = self.sanitize(top_k=top_k, **overrides)
+        windows = self.preprocess(article, questions, window_params)
         start, end = self.forward(windows)
         sentences = split_sentences(article)
-        return [self.postprocess(article, sentences, windows, start, end, q, top_k)
+        return [self.postprocess(article, sentences, windows, start, end, q, decode_params)
                 for q in range(len(questions))]
 
-    def preprocess(self, article: str, questions: list[str]) -> Windows:
+    def preprocess(self, article: str, questions: list[str], params: WindowParams) -> Windows:
         """Windows of every question over the article, which is tokenized once (and kept for the
-        next few calls). Each window is scored against its question with BM25 when the profile
-        asks for it: with ``max_windows`` only each question's best windows are read, and with
-        ``window_prior`` the spans of a window whose BM25 score is r times its question's best
-        have their scores multiplied by exp(-window_prior * (1 - r)), so that on a long article
-        a confident span in a window unrelated to the question does not beat the right one."""
-        s = self.settings
-        tokens, index = self.article_tokens(article)
-        windows = build_windows(self.template, question_ids(self.tokenizer, questions, s.max_question_len),
-                                tokens, s.max_seq_len, s.doc_stride)
-        if not (s.max_windows or s.window_prior):
+        next few calls). With ``params.score_windows`` each window is scored against its
+        question with BM25 (``relevance``: its score over the best of its question's windows):
+        with ``max_windows`` only each question's best windows are read, and with a window
+        prior (``postprocess``) the spans of a less relevant window are scored down, so that on
+        a long article a confident span in a window unrelated to the question does not beat the
+        right one."""
+        tokens, index = self.article_tokens(article, params.score_windows)
+        windows = build_windows(self.template, question_ids(self.tokenizer, questions, params.max_question_len),
+                                tokens, params.max_seq_len, params.doc_stride)
+        if not params.score_windows:
             return windows
         spans = np.array([[o[m][0, 0], o[m][-1, 1]] if m.any() else [0, 0]
                           for o, m in zip(windows.offsets, windows.context_mask)], dtype=np.int64)
         keep = np.zeros(len(windows), dtype=bool)
-        relevance = np.ones(len(windows))      # BM25 score / the best of the same question's windows
+        relevance = np.ones(len(windows))
         for q, question in enumerate(questions):
             ws = np.flatnonzero(windows.sample == q)
             scores = bm25_scores(index, spans[ws], question)
             if scores.max() > 0:
                 relevance[ws] = scores / scores.max()
-            keep[ws[best_windows(scores, s.max_windows)]] = True
-        windows.relevance = relevance
-        return select_windows(windows, keep) if s.max_windows else windows
+            keep[ws[best_windows(scores, params.max_windows)]] = True
+        return select_windows(windows, keep if params.max_windows else None, relevance)
 
-    def article_tokens(self, article: str) -> tuple[ArticleTokens, WordIndex | None]:
-        """The article's tokens (and word index when windows are selected), from the cache."""
+    def article_tokens(self, article: str, with_index: bool = True) -> tuple[ArticleTokens, WordIndex | None]:
+        """The article's tokens (and its word index for BM25 when ``with_index``), from the cache."""
         hit = self._articles.get(article)
-        if hit is None:
-            hit = (tokenize_article(self.tokenizer, article),
-                   WordIndex.build(article) if self.settings.max_windows or self.settings.window_prior
-                   else None)
+        if hit is None or (with_index and hit[1] is None):
+            hit = (hit[0] if hit else tokenize_article(self.tokenizer, article),
+                   WordIndex.build(article) if with_index else None)
             self._articles[article] = hit
             while len(self._articles) > ARTICLE_CACHE:
                 self._articles.popitem(last=False)
@@ -135,52 +183,53 @@ class ExtractiveReader:
                 enc = {k: torch.from_numpy(v).to(self.device)
                        for k, v in pad_batch(windows, idx, pad).items() if k in names}
                 out = self.model(**enc)
-                sl = out.start_logits.float().cpu().numpy()
-                el = out.end_logits.float().cpu().numpy()
+                starts = out.start_logits.float().cpu().numpy()
+                ends = out.end_logits.float().cpu().numpy()
                 for j, w in enumerate(idx):
                     n = len(windows.input_ids[w])
-                    start[w], end[w] = sl[j, :n], el[j, :n]
+                    start[w], end[w] = starts[j, :n], ends[j, :n]
         return start, end
 
     def postprocess(self, article: str, sentences: list[Sentence], windows: Windows,
-                    start: list[np.ndarray], end: list[np.ndarray], q: int, top_k: int) -> dict:
+                    start: list[np.ndarray], end: list[np.ndarray], q: int, params: DecodeParams) -> dict:
         """Span search over all windows of question ``q``, merged into one result."""
-        s = self.settings
-        ws = np.flatnonzero(windows.sample == q)
-        width = max(len(start[w]) for w in ws)
-        sl = np.full((len(ws), width), -1e4, dtype=np.float32)
-        el = np.full_like(sl, -1e4)
-        mask = np.zeros((len(ws), width), dtype=bool)
-        for r, w in enumerate(ws):
+        p = params
+        rows = np.flatnonzero(windows.sample == q)          # this question's windows
+        width = max(len(start[w]) for w in rows)
+        start_logits = np.full((len(rows), width), -1e4, dtype=np.float32)
+        end_logits = np.full_like(start_logits, -1e4)
+        mask = np.zeros((len(rows), width), dtype=bool)
+        for r, w in enumerate(rows):
             n = len(start[w])
-            sl[r, :n], el[r, :n], mask[r, :n] = start[w], end[w], windows.context_mask[w]
-        top_n = max(top_k, s.max_list, SPANS_PER_WINDOW)
+            start_logits[r, :n], end_logits[r, :n], mask[r, :n] = start[w], end[w], windows.context_mask[w]
+        top_n = max(p.top_k, p.max_list, SPANS_PER_WINDOW)
         cands: list[Candidate] = []
         chunk = max(1, 4_000_000 // (width * width))     # bounds the (windows, T, T) score array
-        for c in range(0, len(ws), chunk):
-            sp, sc, nl = window_spans(sl[c:c + chunk], el[c:c + chunk], mask[c:c + chunk],
-                                      s.max_answer_len, top_n, s.length_penalty)
-            cands += to_candidates(article, sp, sc, nl, windows.offsets, list(ws[c:c + chunk]))
+        for c in range(0, len(rows), chunk):
+            spans, scores, null_scores = window_spans(start_logits[c:c + chunk], end_logits[c:c + chunk],
+                                                      mask[c:c + chunk], p.max_answer_len, top_n,
+                                                      p.length_penalty)
+            cands += to_candidates(article, spans, scores, null_scores, windows.offsets, list(rows[c:c + chunk]))
         # ranking only: window_score, and so the no-answer decision, stay as they are
         factor = np.ones(len(windows))
-        if s.span_norm == "article":
-            factor[ws] = article_norm_factors(sl, el, mask)
-        if s.window_prior and windows.relevance is not None:
-            factor *= np.exp(-s.window_prior * (1.0 - windows.relevance))
+        if p.span_norm == "article":
+            factor[rows] = article_norm_factors(start_logits, end_logits, mask)
+        if p.window_prior and windows.relevance is not None:
+            factor *= np.exp(-p.window_prior * (1.0 - windows.relevance))
         for cand in cands:
             cand.score *= float(factor[cand.window])
         mass = sum(c.score for c in cands)
-        cands = merge_candidates(cands, article, max(top_k, s.max_list))
+        cands = merge_candidates(cands, article, max(p.top_k, p.max_list))
         best = cands[0] if cands else None
-        answered = has_answer(best, s.null_threshold)
-        chosen = [c for c in select_list(cands, s.list_threshold, s.max_list)
-                  if has_answer(c, s.null_threshold)] if answered else []
+        answered = has_answer(best, p.null_threshold)
+        chosen = [c for c in select_list(cands, p.list_threshold, p.max_list)
+                  if has_answer(c, p.null_threshold)] if answered else []
         chosen_ids = {id(c) for c in chosen}
-        shown = cands[:max(top_k, len(chosen))]
+        shown = cands[:max(p.top_k, len(chosen))]
         answers = [self._as_dict(article, sentences, c, id(c) in chosen_ids, mass) for c in shown]
         null = float(best.null) if best else 1.0
         result = {"answer": None, "score": null, "confidence": null, "start": None, "end": None,
-                  "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(ws)),
+                  "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(rows)),
                   "no_answer_score": null}
         if answered:
             top = answers[0]

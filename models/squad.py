@@ -68,7 +68,7 @@ def join_articles(examples: list[QAExample], sep: str = "\n\n") -> list[QAExampl
 def with_distractors(examples: list[QAExample], k: int, seed: int, sep: str = "\n\n") -> list[QAExample]:
     """The same questions, each asked of its paragraph joined with ``k`` other paragraphs of the
     same article (fewer when the article has fewer), in random order, answer offsets moved. These
-    are the training documents of shared normalisation (models.train_qa ``--distractors``): the
+    are the training documents of shared normalisation (training.train_qa ``--distractors``): the
     other paragraphs are on the same subject, so they hold the near misses a whole article holds."""
     rng = random.Random(seed)
     paras = paragraphs_by_title(examples)

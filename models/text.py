@@ -23,22 +23,48 @@ def decode_article(data: str | bytes, max_chars: int) -> str:
     Returns:
         The article, unchanged.
     Raises:
-        InputError: empty or whitespace-only, not UTF-8, binary, or longer than ``max_chars``.
+        InputError: empty or whitespace-only, not UTF-8, not valid Unicode (lone surrogates),
+            binary, or longer than ``max_chars``.
     """
     if isinstance(data, (bytes, bytearray)):
         try:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"The article is not UTF-8 text (bad byte at position {exc.start}).") from None
-    if not isinstance(data, str):
-        raise InputError(f"The article must be text, not {type(data).__name__}.")
-    if not data.strip():
-        raise InputError("The article is empty.")
-    if len(data) > max_chars:
-        raise InputError(f"The article has {len(data):,} characters; the limit is {max_chars:,}.")
-    if looks_binary(data):
-        raise InputError("The article looks like binary data (control characters), not text.")
-    return data
+    return check_text(data, "article", max_chars)
+
+
+def check_question(question: object, max_chars: int) -> str:
+    """Validate a question; returns it stripped. Raises InputError when it is not text, empty,
+    too long, not valid Unicode, binary, or has no letter or digit ("?!?" asks nothing)."""
+    q = check_text(question, "question", max_chars, strip=True)
+    if not any(c.isalnum() for c in q):
+        raise InputError("The question has no letter or digit; type a question in words.")
+    return q
+
+
+def check_text(value: object, what: str, max_chars: int, strip: bool = False) -> str:
+    """The checks every piece of user text passes: a ``str``, not blank, at most ``max_chars``
+    (after stripping when ``strip``), valid Unicode (no lone UTF-16 surrogates, which Python
+    strings from JSON can hold and tokenizers reject) and not binary. Returns the text
+    (stripped when ``strip``); raises InputError naming ``what`` ("article", "question")."""
+    if not isinstance(value, str):
+        raise InputError(f"The {what} must be text, not {type(value).__name__}.")
+    text = value.strip() if strip else value
+    if not text.strip():
+        raise InputError(f"The {what} is empty.")
+    if len(text) > max_chars:
+        raise InputError(f"The {what} has {len(text):,} characters; the limit is {max_chars:,}.")
+    bad = _SURROGATE.search(text)
+    if bad:
+        raise InputError(f"The {what} is not valid Unicode text (a lone surrogate U+{ord(bad.group()):04X} "
+                         f"at position {bad.start()}).")
+    if looks_binary(text):
+        raise InputError(f"The {what} looks like binary data (control characters), not text.")
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def looks_binary(text: str) -> bool:
@@ -49,20 +75,6 @@ def looks_binary(text: str) -> bool:
     ctrl = sum(1 for c in sample if unicodedata.category(c) == "Cc" and c not in "\n\r\t\f\v")
     bad = sample.count("\ufffd")
     return (ctrl + bad) > max(8, 0.01 * len(sample))
-
-
-def check_question(question: object, max_chars: int) -> str:
-    """Validate a question; returns it stripped. Raises InputError when empty, not text or too long."""
-    if not isinstance(question, str):
-        raise InputError(f"A question must be text, not {type(question).__name__}.")
-    q = question.strip()
-    if not q:
-        raise InputError("The question is empty.")
-    if len(q) > max_chars:
-        raise InputError(f"The question has {len(q):,} characters; the limit is {max_chars:,}.")
-    if looks_binary(q):
-        raise InputError("The question contains control characters.")
-    return q
 
 
 @dataclass(frozen=True)

@@ -221,10 +221,13 @@ def build_windows(template: PairTemplate, questions: list[list[int]], article: A
                    np.asarray(sample, dtype=np.int64))
 
 
-def select_windows(windows: Windows, keep: np.ndarray) -> Windows:
-    """The windows where ``keep`` is True (question-aware window selection)."""
-    idx = np.flatnonzero(keep)
+def select_windows(windows: Windows, keep: np.ndarray | None = None,
+                   relevance: np.ndarray | None = None) -> Windows:
+    """The windows where ``keep`` is True (question-aware window selection; None keeps all),
+    with ``relevance`` (one value per window of ``windows``) attached, or theirs kept."""
+    idx = np.arange(len(windows)) if keep is None else np.flatnonzero(keep)
+    rel = windows.relevance if relevance is None else relevance
     return Windows([windows.input_ids[i] for i in idx],
                    None if windows.token_type_ids is None else [windows.token_type_ids[i] for i in idx],
                    [windows.offsets[i] for i in idx], [windows.context_mask[i] for i in idx],
-                   windows.sample[idx], None if windows.relevance is None else windows.relevance[idx])
+                   windows.sample[idx], None if rel is None else rel[idx])

@@ -8,8 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-SEED = Path(__file__).resolve().parent.parent / "eval" / "gold" / "seed_article.txt"
-
+from models.examples import EXAMPLE_ARTICLE
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve", description=__doc__)
@@ -22,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("download", help="fetch the profile's hub models into the Hugging Face cache")
     ask = sub.add_parser("ask", help="answer a question about an article file (default: the seed article)")
     ask.add_argument("question")
-    ask.add_argument("--article", default=str(SEED))
+    ask.add_argument("--article", default=str(EXAMPLE_ARTICLE))
     args = p.parse_args(argv)
 
     from models.loading import ModelLoadError
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{r['answer']}  (confidence {r['confidence']:.2f}, characters {r['start']}-{r['end']})")
             return 0
         from serve.app import launch, parse_auth
-        from serve.memory import limit_arenas
+        from models.memory import limit_arenas
         if "MALLOC_ARENA_MAX" not in os.environ:
             limit_arenas(2)   # before the web server starts its threads (serve/memory.py)
         launch(args.profile, args.host, args.port, auth=parse_auth(args.auth) if args.auth else None)

@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import html
 import os
-from pathlib import Path
-
 import gradio as gr
 
 from models.loading import ModelLoadError
 from models.text import InputError
-from serve.api import ArticleQA, get_engine
+from models.engine import MAX_WORDS_RANGE, TOP_K_RANGE, ArticleQA, get_engine
+from models.examples import EXAMPLE_QUESTIONS, example_article
 from serve.upload import upload_to_text
 
-SEED_ARTICLE = Path(__file__).resolve().parent.parent / "eval" / "gold" / "seed_article.txt"
-EXAMPLE_QUESTIONS = [
-    "What gifts were exchanged?",
-    "What did Putin give Kim?",
-    "How many years since Putin's last visit to North Korea?",
-    "Who is Kim's powerful sister?",
-    "What does North Korea get in exchange for munitions?",
-    "How much did the limo cost?",
-]
 NOT_FOUND = "Not found in the article"
 
 
@@ -69,6 +59,20 @@ def answers_markdown(results: list[dict]) -> str:
 def _show(text: str) -> str:
     """Text for Markdown: white space collapsed (an answer may span a line break) and escaped."""
     return html.escape(" ".join(text.split()))
+
+
+LENGTH_STEP = 1.5   # Shorter divides the word budget by this, Longer multiplies: one undoes the other
+
+
+def shorter_budget(words: float) -> int:
+    """The word budget after "Shorter" (within ``MAX_WORDS_RANGE``)."""
+    return max(MAX_WORDS_RANGE[0], round(float(words) / LENGTH_STEP))
+
+
+def longer_budget(words: float) -> int:
+    """The word budget after "Longer"; ``longer_budget(shorter_budget(w)) == w`` for budgets a
+    person picks (multiples of 10 within range)."""
+    return min(MAX_WORDS_RANGE[1], round(float(words) * LENGTH_STEP))
 
 
 def summary_markdown(s: dict) -> str:
@@ -145,7 +149,7 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
                     example = gr.Button("Use the example article", elem_id="example-btn")
                 upload_msg = gr.Markdown()
             with gr.Column(scale=2):
-                words = gr.Slider(20, 300, value=prof.summarizer.max_words, step=10, label="Summary length (words)")
+                words = gr.Slider(*MAX_WORDS_RANGE, value=prof.summarizer.max_words, step=1, label="Summary length (words)")
                 with gr.Row():
                     shorter = gr.Button("Shorter")
                     summarize_btn = gr.Button("Summarize", variant="primary", elem_id="summarize-btn")
@@ -154,7 +158,7 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
         questions = gr.Textbox(label="Questions (one per line)", lines=3, elem_id="questions",
                                placeholder="What gifts were exchanged?")
         with gr.Row():
-            top_k = gr.Slider(1, 10, value=prof.qa.top_k, step=1, label="Candidates shown per question")
+            top_k = gr.Slider(*TOP_K_RANGE, value=prof.qa.top_k, step=1, label="Candidates shown per question")
             ask = gr.Button("Ask", variant="primary", elem_id="ask-btn")
         gr.Examples([[q] for q in EXAMPLE_QUESTIONS], inputs=[questions], label="Example questions (example article)")
         answers = gr.Markdown(elem_id="answers")
@@ -166,12 +170,12 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
         gr.api(h.api_answer, api_name="answer")
         gr.api(h.api_summarize, api_name="summarize")
         private = dict(api_visibility="private")
-        example.click(lambda: SEED_ARTICLE.read_text(encoding="utf-8"), None, article, **private)
+        example.click(example_article, None, article, **private)
         upload.upload(h.upload, upload, [article, upload_msg], **private)
         summarize_btn.click(h.summarize, [article, words], summary, **private)
-        shorter.click(lambda w: max(20, int(w * 0.6)), words, words, **private).then(
+        shorter.click(shorter_budget, words, words, **private).then(
             h.summarize, [article, words], summary, **private)
-        longer.click(lambda w: min(300, int(w * 1.6)), words, words, **private).then(
+        longer.click(longer_budget, words, words, **private).then(
             h.summarize, [article, words], summary, **private)
         ask.click(h.ask, [article, questions, top_k], [answers, highlighted, raw], **private)
         questions.submit(h.ask, [article, questions, top_k], [answers, highlighted, raw], **private)
@@ -207,7 +211,7 @@ def auth_from_env() -> tuple[str, str] | None:
     return parse_auth(raw) if raw else None
 
 
-def launch(profile: str, host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False,
+def launch(profile: str, host: str = "127.0.0.1", port: int | None = 7860, prevent_thread_lock: bool = False,
            auth: tuple[str, str] | None = None):
     engine = get_engine(profile)
     demo = build_app(engine, warm_up(engine))

@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from eval.loadtest import free_port  # noqa: E402,F401  (used by fixtures and tests)
+from tests.helpers import free_port  # noqa: E402
 from tests.tiny_models import SEED_ARTICLE, build_tiny_profile  # noqa: E402
 
 

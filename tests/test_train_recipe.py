@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from models.train_qa import parse_args
-from models.train_recipe import run_recipe, stage_argv
+from training.train_qa import parse_args
+from training.train_recipe import run_recipe, stage_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_finished_stages_are_skipped(tmp_path, capsys):
 
 
 def test_shipped_recipe_never_trains_on_the_benchmark_or_dev_set():
-    recipe = yaml.safe_load((ROOT / "models" / "embedded_qa" / "recipe.yaml").read_text())
+    recipe = yaml.safe_load((ROOT / "models" / "minilm_qa" / "recipe.yaml").read_text())
     outs = {}
     for stage in recipe["stages"]:
         args = parse_args(stage_argv(stage, outs))

@@ -1,11 +1,11 @@
-"""models.tune: the null threshold search (pure) and a dev run on a tiny random model."""
+"""training.tune: the null threshold search (pure) and a dev run on a tiny random model."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models.profiles import load_profile
-from models.tune import best_threshold, tune_null_threshold
+from training.tune import best_threshold, tune_null_threshold
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "xquad_en_sample.json"
 

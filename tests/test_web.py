@@ -9,7 +9,7 @@ from serve.api import get_engine, predict_many
 from serve.app import Handlers, highlight, split_questions
 from serve.upload import html_to_text, upload_to_text
 
-from eval.screenshot import CHROMIUM  # noqa: E402
+from tests.helpers import CHROMIUM  # noqa: E402
 
 
 def test_ask_handler_shows_answers_and_highlights(tiny_profile, seed_article):
@@ -80,7 +80,7 @@ def test_browser_asks_and_reads_the_highlighted_answer(served, seed_article, tmp
     url, engine = served
     question = "What did Putin give Kim?"
     want = engine.predict_many(seed_article, [question])[0]
-    from eval.screenshot import CHROMIUM_ARGS as args
+    from tests.helpers import CHROMIUM_ARGS as args
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
@@ -108,7 +108,7 @@ def test_browser_asks_and_reads_the_highlighted_answer(served, seed_article, tmp
 def test_login_required_when_auth_is_set(tiny_profile, seed_article, monkeypatch):
     from gradio_client import Client
     from serve.app import launch
-    from tests.conftest import free_port
+    from tests.helpers import free_port
     port = free_port()
     monkeypatch.setenv("ARTICLE_QA_AUTH", "reader:s3cret")
     demo = launch(tiny_profile, "127.0.0.1", port, prevent_thread_lock=True)
@@ -126,7 +126,7 @@ def test_login_required_when_auth_is_set(tiny_profile, seed_article, monkeypatch
 
 def test_default_binding_is_loopback_without_share(tiny_profile, monkeypatch):
     from serve.app import launch
-    from tests.conftest import free_port
+    from tests.helpers import free_port
     monkeypatch.delenv("ARTICLE_QA_AUTH", raising=False)
     demo = launch(tiny_profile, port=free_port(), prevent_thread_lock=True)
     try:

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 from eval.random_models import build_random_bart, build_random_qa
+from models.examples import EXAMPLE_ARTICLE as SEED_ARTICLE  # noqa: F401  (the fixtures' article)
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_ARTICLE = REPO / "eval" / "gold" / "seed_article.txt"   # the copy kept in the repo
 
 
 def build_tiny_qa(folder: Path, seed: int = 0) -> Path:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.profiles import QASettings
-from models.qa import ExtractiveReader
+from models.profiles import INFERENCE_FILE, QASettings
+from models.qa import DecodeParams, ExtractiveReader, WindowParams
 from models.squad import QAExample, exact_match, f1_score, join_articles, paragraphs_by_title, read_squad
 from models.text import Sentence, split_sentences
 from models.windows import Windows
@@ -45,34 +45,28 @@ class ContextLogits:
     sentences: list[Sentence]
 
 
-def read_contexts(reader: ExtractiveReader, examples: list[QAExample], desc: str = "read") -> list[ContextLogits]:
+def read_contexts(reader: ExtractiveReader, examples: list[QAExample], params: WindowParams,
+                  desc: str = "read") -> list[ContextLogits]:
     """Run the model once over each context with all its questions (the slow part of a dev run)."""
     by_ctx: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(examples):
         by_ctx[e.context].append(i)
     out = []
     for ctx, idx in tqdm(by_ctx.items(), desc=desc, unit="ctx"):
-        windows = reader.preprocess(ctx, [examples[i].question for i in idx])
+        windows = reader.preprocess(ctx, [examples[i].question for i in idx], params)
         start, end = reader.forward(windows)
         out.append(ContextLogits(ctx, idx, windows, start, end, split_sentences(ctx)))
     return out
 
 
-def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, length_penalty: float,
-           window_prior: float = 0.0, span_norm: str = "window") -> list[dict]:
-    """Results of the ``n`` examples from their logits, decoded with this length prior, window
-    prior (the windows must have been read with window scoring on for it) and span normalisation."""
-    settings = replace(reader.settings, length_penalty=length_penalty, window_prior=window_prior,
-                       span_norm=span_norm)
-    saved, reader.settings = reader.settings, settings
-    try:
-        out: list[dict] = [None] * n  # type: ignore[list-item]
-        for c in read:
-            for q, i in enumerate(c.examples):
-                out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, settings.top_k)
-        return out
-    finally:
-        reader.settings = saved
+def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, params: DecodeParams) -> list[dict]:
+    """Results of the ``n`` examples from their logits, decoded with ``params`` (a window prior
+    needs windows read with ``score_windows``)."""
+    out: list[dict] = [None] * n  # type: ignore[list-item]
+    for c in read:
+        for q, i in enumerate(c.examples):
+            out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, params)
+    return out
 
 
 def margin(r: dict) -> float:
@@ -117,6 +111,7 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
                           null_threshold=-1e9)
     reader = ExtractiveReader(settings, str(model_dir))
     reader.warm_up()
+    window_params, decode_params = reader.sanitize()
     exs = [e for e in read_squad(dev_path) if e.answers]
     if limit:
         exs = exs[:limit]
@@ -127,16 +122,17 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     for e in exs:
         other = rng.choice([t for t in titles if t != e.title] or titles)
         foreign.append(QAExample(e.id + "-neg", other, rng.choice(ctx_by_title[other]), e.question))
-    pos_read = read_contexts(reader, exs, "dev answerable")
+    pos_read = read_contexts(reader, exs, window_params, "dev answerable")
     by_penalty, results = {}, {}
     for lp in length_penalties:
-        res = decode(reader, pos_read, len(exs), lp)
+        res = decode(reader, pos_read, len(exs), replace(decode_params, length_penalty=lp))
         em, f1s = score(res, exs)
         results[lp] = (res, em, f1s)
         by_penalty[str(lp)] = {"em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2)}
     lp = max(length_penalties, key=lambda v: (round(float(results[v][2].mean()), 6), -v))
     pos, em, f1s = results[lp]
-    neg = decode(reader, read_contexts(reader, foreign, "dev unanswerable"), len(foreign), lp)
+    neg = decode(reader, read_contexts(reader, foreign, window_params, "dev unanswerable"), len(foreign),
+                 replace(decode_params, length_penalty=lp))
     pm, nm = np.array([margin(r) for r in pos]), np.array([margin(r) for r in neg])
     by_prior = {}
     for w in (1.0, 0.5, 0.25):
@@ -145,7 +141,8 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
             "null_threshold": round(tw, 3), "score": round(sw * 100, 2),
             "answerable_f1": round(float(f1s[pm >= tw].sum() / len(f1s)) * 100, 2),
             "unanswerable_acc": round(float((nm < tw).mean()) * 100, 2)}
-    whole = choose_window_prior(reader, exs, lp, window_priors) if window_priors else None
+    whole = (choose_window_prior(reader, exs, window_params, replace(decode_params, length_penalty=lp),
+                                 window_priors) if window_priors else None)
     even = by_prior["unanswerable_weight_1.0"]
     return {"by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
             "span_norm": whole["span_norm"] if whole else "window",
@@ -162,23 +159,20 @@ def score(results: list[dict], examples: list[QAExample]) -> tuple[float, np.nda
     return em, np.array([f1_score(p, e.answers) for p, e in zip(preds, examples)])
 
 
-def choose_window_prior(reader: ExtractiveReader, examples: list[QAExample], length_penalty: float,
-                        window_priors: tuple[float, ...], span_norms: tuple[str, ...] = SPAN_NORMS) -> dict:
+def choose_window_prior(reader: ExtractiveReader, examples: list[QAExample], window_params: WindowParams,
+                        decode_params: DecodeParams, window_priors: tuple[float, ...],
+                        span_norms: tuple[str, ...] = SPAN_NORMS) -> dict:
     """The span normalisation and window prior with the best F1 on the questions asked of their
     whole articles (ties go to "window" and to the weaker prior), with the EM/F1 of every pair
     tried (``by_window_prior``: normalisation -> prior -> scores)."""
     docs = join_articles(examples)
-    saved = reader.settings
-    reader.settings = replace(saved, window_prior=1.0)    # read with window scoring on
-    try:
-        read = read_contexts(reader, docs, "dev whole articles")
-    finally:
-        reader.settings = saved
+    read = read_contexts(reader, docs, replace(window_params, score_windows=True), "dev whole articles")
     table: dict[str, dict[str, dict]] = {}
     f1: dict[tuple[str, float], float] = {}
     for norm in span_norms:
         for wp in window_priors:
-            em, f1s = score(decode(reader, read, len(docs), length_penalty, wp, norm), docs)
+            em, f1s = score(decode(reader, read, len(docs), replace(decode_params, window_prior=wp, span_norm=norm)),
+                            docs)
             f1[(norm, wp)] = round(float(f1s.mean()), 6)
             table.setdefault(norm, {})[str(wp)] = {"em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2)}
     norm, best = max(f1, key=lambda k: (f1[k], k[0] == "window", -k[1]))
@@ -187,8 +181,24 @@ def choose_window_prior(reader: ExtractiveReader, examples: list[QAExample], len
             "windows_per_question": round(windows / len(docs), 2)}
 
 
+TUNED_SETTINGS = ("max_seq_len", "doc_stride", "length_penalty", "span_norm", "window_prior", "null_threshold")
+
+
+def write_inference_settings(model_dir: str | Path, report: dict, dev: str) -> Path:
+    """Save the settings ``report`` chose into ``model_dir/inference.json`` (other keys of an
+    existing file, such as a calibrator, are kept)."""
+    import json
+    path = Path(model_dir) / INFERENCE_FILE
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data["about"] = (f"Settings chosen for these weights on {Path(dev).name} by `python -m training.tune "
+                     f"MODEL --dev DEV --write`; profiles override any of them.")
+    data["qa"] = {**data.get("qa", {}), **{k: report[k] for k in TUNED_SETTINGS}}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
 def main(argv=None) -> None:
-    """``python -m models.tune MODEL_DIR --dev FILE [--max-seq-len N --doc-stride N] [--out FILE]``"""
+    """``python -m training.tune MODEL_DIR --dev FILE [--max-seq-len N --doc-stride N] [--out FILE]``"""
     import argparse
     import json
     p = argparse.ArgumentParser(description=__doc__)
@@ -202,6 +212,9 @@ def main(argv=None) -> None:
     p.add_argument("--window-priors", default=",".join(map(str, WINDOW_PRIORS)),
                    help="comma-separated window priors to try on whole articles ('' = skip that step)")
     p.add_argument("--out", help="write the report (JSON) here too")
+    p.add_argument("--write", action="store_true",
+                   help=f"save the chosen settings beside the weights ({INFERENCE_FILE}), where every "
+                        "profile using this model finds them")
     args = p.parse_args(argv)
     penalties = tuple(float(v) for v in args.length_penalties.split(","))
     priors = tuple(float(v) for v in args.window_priors.split(",") if v.strip())
@@ -211,6 +224,8 @@ def main(argv=None) -> None:
     print(text)
     if args.out:
         Path(args.out).write_text(text)
+    if args.write:
+        print(f"wrote {write_inference_settings(args.model, report, args.dev)}")
 
 
 if __name__ == "__main__":

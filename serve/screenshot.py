@@ -1,8 +1,8 @@
 """Screenshot of the page answering a question on the example article (for the README):
 
-    python -m eval.screenshot --profile embedded --question "What gifts were exchanged?" --out docs/screenshot.png
+    python -m serve.screenshot --profile embedded --question "What gifts were exchanged?" --out docs/screenshot.png
 
-Serves the app in-process on a free loopback port and drives Debian's headless chromium with
+Serves the app in-process on a loopback port Gradio finds free and drives Debian's headless chromium with
 Playwright (never a downloaded browser)."""
 from __future__ import annotations
 
@@ -15,17 +15,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.screenshot", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m serve.screenshot", description=__doc__)
     p.add_argument("--profile", default="embedded")
     p.add_argument("--question", default="What gifts were exchanged?")
     p.add_argument("--out", default="docs/screenshot.png")
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    from eval.loadtest import free_port
     from serve.app import launch
-    port = free_port()
-    demo = launch(args.profile, "127.0.0.1", port, prevent_thread_lock=True)
+    demo = launch(args.profile, "127.0.0.1", None, prevent_thread_lock=True)
+    port = demo.server_port
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

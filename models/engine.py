@@ -1,0 +1,158 @@
+"""The engine: one profile's reader and summarizer, loaded once and shared by every caller.
+
+``get_engine(profile)`` is the one place that turns a profile name (or YAML path) into loaded
+models; the Python API (``serve.api``), the web page, the evaluation suite and the benchmarks all
+ask it. Input is checked here, once, before any model runs; inference runs one request at a time
+(torch already uses every core).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+
+from models.loading import ModelLoadError, pick_device
+from models.memory import release_free_memory
+from models.profiles import Profile, load_profile, profile_path
+from models.qa import ExtractiveReader
+from models.summarize import make_summarizer
+from models.text import InputError, check_question, decode_article
+
+# what a caller may ask for per request; the web page's sliders use the same ranges
+TOP_K_RANGE = (1, 20)
+MAX_WORDS_RANGE = (10, 1000)
+
+
+def check_int_range(name: str, value: object, bounds: tuple[int, int]) -> None:
+    """None (use the profile's default) or an int within ``bounds``; else InputError."""
+    lo, hi = bounds
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi):
+        raise InputError(f"{name} must be an integer from {lo} to {hi}.")
+
+
+class ArticleQA:
+    """One profile's models (QA reader and summarizer), loaded lazily and once (``warm_up()``
+    loads them now)."""
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        self.device = "cpu"
+        rt = profile.runtime
+        if rt.threads:
+            import torch
+            torch.set_num_threads(rt.threads)
+        self._device_checked = False
+        self._lock = threading.Lock()          # guards loading
+        self._count_lock = threading.Lock()
+        self._waiting = 0                      # requests holding or waiting for the run lock
+        self._run_lock = threading.Lock()      # one inference at a time: torch already uses every
+        # core, and a fast tokenizer must not be reconfigured by two threads at once
+        self.reader: ExtractiveReader | None = None
+        self.summarizer = None
+
+    def _dev(self) -> str:
+        if not self._device_checked:
+            self.device = pick_device(self.profile.runtime.device)
+            self._device_checked = True
+        return self.device
+
+    def warm_up(self, qa: bool = True, summarizer: bool = True) -> None:
+        """Load the models now rather than on the first request."""
+        if qa:
+            self._reader()
+        if summarizer:
+            self._summarizer()
+
+    def _reader(self) -> ExtractiveReader:
+        with self._lock:
+            if self.reader is None:
+                ref = self.profile.qa.model
+                r = ExtractiveReader(self.profile.qa, self.profile.resolve_model(ref) if ref else None, self._dev())
+                r.warm_up()
+                self.reader = r
+            return self.reader
+
+    def _summarizer(self):
+        with self._lock:
+            if self.summarizer is None:
+                ref = self.profile.summarizer.model
+                if not ref:
+                    raise ModelLoadError(f"Profile {self.profile.name!r} has no summarizer model.")
+                s = make_summarizer(self.profile.summarizer, self.profile.resolve_model(ref), self._dev())
+                s.warm_up()
+                self.summarizer = s
+            return self.summarizer
+
+    def predict_many(self, article: str | bytes, questions: list[str], top_k: int | None = None) -> list[dict]:
+        """Answer several questions about one article, reading it in one batched pass.
+
+        Everything a caller sends is checked here, once, before any model runs: the article
+        (text or UTF-8 bytes, within ``limits.max_article_chars``), the questions (a non-empty
+        list of at most ``limits.max_questions`` strings) and ``top_k`` (``TOP_K_RANGE``).
+
+        Args:
+            article: the article, as given by the user (offsets in the results index into it).
+            questions: the questions, in order.
+            top_k: candidates returned per question (default: the profile's ``qa.top_k``).
+        Returns:
+            one result dict per question, in order (keys: see ``models.qa``), each with its
+            ``question`` as checked (stripped).
+        Raises:
+            InputError: bad input, with a message for the user.
+            ModelLoadError: the profile's reader cannot be loaded.
+        """
+        lim = self.profile.limits
+        text = decode_article(article, lim.max_article_chars)
+        if isinstance(questions, str) or not isinstance(questions, (list, tuple)):
+            raise InputError("questions must be a list of strings.")
+        if not questions:
+            raise InputError("No question was given.")
+        if len(questions) > lim.max_questions:
+            raise InputError(f"{len(questions)} questions at once; the limit is {lim.max_questions}.")
+        qs = [check_question(q, lim.max_question_chars) for q in questions]
+        check_int_range("top_k", top_k, TOP_K_RANGE)
+        reader = self._reader()
+        with self._running():
+            results = reader.run(text, qs, top_k)
+        for q, r in zip(qs, results):
+            r["question"] = q
+        return results
+
+    def summarize(self, article: str | bytes, max_words: int | None = None) -> dict:
+        """Summarize an article within ``max_words`` (``MAX_WORDS_RANGE``; default: the
+        profile's ``summarizer.max_words``). Raises InputError for bad input."""
+        text = decode_article(article, self.profile.limits.max_article_chars)
+        check_int_range("max_words", max_words, MAX_WORDS_RANGE)
+        summarizer = self._summarizer()
+        with self._running():
+            return summarizer.run(text, max_words)
+
+    @contextmanager
+    def _running(self):
+        """Hold the run lock; the last request out hands freed memory back to the OS. Trimming
+        only when no other request waits keeps the trim's page-fault cost off busy periods, and
+        memory returns to its resting size after every burst."""
+        with self._count_lock:
+            self._waiting += 1
+        try:
+            with self._run_lock:
+                yield
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
+                idle = self._waiting == 0
+            if idle and self.profile.runtime.release_memory:
+                release_free_memory()
+
+
+_ENGINES: dict[str, ArticleQA] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def get_engine(profile: str | os.PathLike | None = None) -> ArticleQA:
+    """The shared engine of a profile (name or YAML path), created on first use."""
+    key = str(profile_path(profile))
+    with _ENGINES_LOCK:
+        if key not in _ENGINES:
+            _ENGINES[key] = ArticleQA(load_profile(key))
+        return _ENGINES[key]
