@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from models.loading import ModelLoadError, pick_device
@@ -83,7 +84,8 @@ class ArticleQA:
                 self.summarizer = s
             return self.summarizer
 
-    def predict_many(self, article: str | bytes, questions: list[str], top_k: int | None = None) -> list[dict]:
+    def predict_many(self, article: str | bytes, questions: list[str], top_k: int | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> list[dict]:
         """Answer several questions about one article, reading it in one batched pass.
 
         Everything a caller sends is checked here, once, before any model runs: the article
@@ -94,6 +96,7 @@ class ArticleQA:
             article: the article, as given by the user (offsets in the results index into it).
             questions: the questions, in order.
             top_k: candidates returned per question (default: the profile's ``qa.top_k``).
+            progress: called with (windows read, windows to read) while the model reads.
         Returns:
             one result dict per question, in order (keys: see ``models.qa``), each with its
             ``question`` as checked (stripped).
@@ -113,7 +116,7 @@ class ArticleQA:
         check_int_range("top_k", top_k, TOP_K_RANGE)
         reader = self._reader()
         with self._running():
-            results = reader.run(text, qs, top_k)
+            results = reader.run(text, qs, top_k, progress=progress)
         for q, r in zip(qs, results):
             r["question"] = q
         return results

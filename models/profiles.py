@@ -35,6 +35,7 @@ class QASettings:
     window_prior: float = 0.0         # spans of a window with r x the best BM25 match score x exp(-window_prior * (1 - r))
     span_norm: str = "window"         # "window": a span's probability within its window; "article": over all windows (spans.article_norm_factors)
     quantize: str = "none"            # "int8": dynamic int8 linear layers (CPU only); "none": as stored
+    calibrator: dict | None = None    # fitted for the weights (inference.json, models/calibration.py); None = raw scores
 
 
 @dataclass

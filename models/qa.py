@@ -2,23 +2,31 @@
 pipeline): windows -> batched forward -> span search, in the old pipeline's three steps.
 
 Inputs: an article (str) and questions (list[str]). Outputs: one result dict per question:
-``answer`` (str or None when not in the article), ``score`` in [0, 1] (the ranking score: the
-span's probability under the profile's normalisation and priors; the no-answer probability when
-there is no answer), ``confidence`` (what to show a person: the answer's share of the score of
-every span decoded for the question, so priors that scale all scores down do not make a clear
-answer look unsure; the no-answer probability when there is no answer), ``start``/``end``
-character offsets into the article, ``sentence``/``sentence_start``, and ``answers`` (candidates,
-best first, each with its ``score`` and ``confidence`` and ``selected`` True when it is part of
-the answer, e.g. each item of a list answer).
+
+- ``answer``: the answer (str), or None when the article does not hold it;
+- ``score``: the probability that ``answer`` is right, or, when ``answer`` is None, that the
+  article does not hold the answer. Calibrated on the development set when the weights come with
+  a calibrator (``calibrated`` True, see models/calibration.py); otherwise the raw span
+  probability (and the window's no-answer probability);
+- ``span_score``: the span's probability under the profile's span normalisation and priors (what
+  ranks candidates); ``share``: its share of the score of every span decoded for the question;
+- ``start``/``end``: character offsets into the article; ``sentence``/``sentence_start``;
+- ``answers``: candidates, best first, each with the keys above and ``selected`` (True for the
+  spans that make up the answer, e.g. each item of a list answer). A candidate's ``score`` never
+  exceeds 1 - the no-answer probability;
+- ``no_answer_score``: the probability that the article does not hold the answer; ``windows``:
+  how many windows were read for the question.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from models.loading import ModelLoadError, load_pretrained
+from models.calibration import Calibrator, span_features
 from models.profiles import QASettings
 from models.spans import (Candidate, article_norm_factors, has_answer, merge_candidates, select_list,
                           to_candidates, window_spans)
@@ -56,6 +64,7 @@ class DecodeParams:
     null_threshold: float
     list_threshold: float
     max_list: int
+    calibrator: Calibrator | None = None   # calibrated scores and no-answer decision when present
 
 
 class ExtractiveReader:
@@ -106,15 +115,26 @@ class ExtractiveReader:
         return (WindowParams(s.max_seq_len, s.doc_stride, s.max_question_len, s.max_windows,
                              bool(s.max_windows or s.window_prior)),
                 DecodeParams(s.top_k, s.max_answer_len, s.length_penalty, s.span_norm, s.window_prior,
-                             s.null_threshold, s.list_threshold, s.max_list))
+                             s.null_threshold, s.list_threshold, s.max_list, self._calibrator(s.calibrator)))
 
-    def run(self, article: str, questions: list[str], top_k: int | None = None, **overrides) -> list[dict]:
+    def _calibrator(self, spec: dict | None) -> Calibrator | None:
+        """The calibrator of a settings dict, built once per dict."""
+        if not spec:
+            return None
+        key = id(spec)
+        if getattr(self, "_calibrator_key", None) != key:
+            self._calibrator_cache, self._calibrator_key = Calibrator.from_dict(spec), key
+        return self._calibrator_cache
+
+    def run(self, article: str, questions: list[str], top_k: int | None = None,
+            progress: Callable[[int, int], None] | None = None, **overrides) -> list[dict]:
         """Answer every question about ``article``; questions are batched together.
 
         Args:
             article: validated article text.
             questions: validated, non-empty questions.
             top_k: candidates per result (default: the profile's ``qa.top_k``).
+            progress: called with (windows read, windows to read) as the model reads.
             overrides: other ``QASettings`` for this call only.
         Returns:
             One result dict per question, in order.
@@ -123,7 +143,7 @@ class ExtractiveReader:
             raise RuntimeError("ExtractiveReader.run() called before warm_up().")
         window_params, decode_params = self.sanitize(top_k=top_k, **overrides)
         windows = self.preprocess(article, questions, window_params)
-        start, end = self.forward(windows)
+        start, end = self.forward(windows, progress)
         sentences = split_sentences(article)
         return [self.postprocess(article, sentences, windows, start, end, q, decode_params)
                 for q in range(len(questions))]
@@ -166,9 +186,11 @@ class ExtractiveReader:
             self._articles.move_to_end(article)
         return hit
 
-    def forward(self, windows: Windows) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def forward(self, windows: Windows, progress: Callable[[int, int], None] | None = None
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Start and end logits of every window, computed in length-sorted batches with padding
-        only to the longest window of each batch."""
+        only to the longest window of each batch; ``progress(windows read, windows)`` is called
+        after each batch."""
         import torch
 
         order = np.argsort([-len(x) for x in windows.input_ids], kind="stable")
@@ -188,6 +210,8 @@ class ExtractiveReader:
                 for j, w in enumerate(idx):
                     n = len(windows.input_ids[w])
                     start[w], end[w] = starts[j, :n], ends[j, :n]
+                if progress is not None:
+                    progress(min(b + bs, len(order)), len(order))
         return start, end
 
     def postprocess(self, article: str, sentences: list[Sentence], windows: Windows,
@@ -220,28 +244,43 @@ class ExtractiveReader:
             cand.score *= float(factor[cand.window])
         mass = sum(c.score for c in cands)
         cands = merge_candidates(cands, article, max(p.top_k, p.max_list))
+        relevance = windows.relevance if windows.relevance is not None else np.ones(len(windows))
+        features = [span_features(c.score, c.score / mass if mass > 0 else 0.0, c.null, float(relevance[c.window]))
+                    for c in cands]
         best = cands[0] if cands else None
-        answered = has_answer(best, p.null_threshold)
+        cal = p.calibrator
+        if cal is not None and best is not None:
+            null = cal.p_null(features[0])
+            answered = null < 0.5
+        else:
+            null = float(best.null) if best else 1.0
+            answered = has_answer(best, p.null_threshold)
         chosen = [c for c in select_list(cands, p.list_threshold, p.max_list)
-                  if has_answer(c, p.null_threshold)] if answered else []
+                  if has_answer(c, p.null_threshold) or (cal is not None and c is best)] if answered else []
         chosen_ids = {id(c) for c in chosen}
-        shown = cands[:max(p.top_k, len(chosen))]
-        answers = [self._as_dict(article, sentences, c, id(c) in chosen_ids, mass) for c in shown]
-        null = float(best.null) if best else 1.0
-        result = {"answer": None, "score": null, "confidence": null, "start": None, "end": None,
+        shown = list(range(min(len(cands), max(p.top_k, len(chosen)))))
+        # what is shown as a candidate's chance of being right never exceeds the chance that the
+        # article holds an answer at all: "Not found (90%)" is never shown beside a 97% candidate
+        ceiling = 1.0 - null
+        answers = [self._as_dict(article, sentences, cands[i], id(cands[i]) in chosen_ids, mass,
+                                 min(cal.p_right(features[i]) if cal else cands[i].score, ceiling))
+                   for i in shown]
+        result = {"answer": None, "score": round(null, 6), "start": None, "end": None,
                   "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(rows)),
-                  "no_answer_score": null}
+                  "no_answer_score": round(null, 6), "calibrated": cal is not None}
         if answered:
             top = answers[0]
-            result.update({k: top[k] for k in ("answer", "score", "confidence", "start", "end", "sentence",
-                                               "sentence_start")})
+            result.update({k: top[k] for k in ("answer", "score", "span_score", "share", "start", "end",
+                                               "sentence", "sentence_start")})
         return result
 
     @staticmethod
-    def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool, mass: float) -> dict:
+    def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool, mass: float,
+                 score: float) -> dict:
         sent = sentence_at(sentences, c.start)
-        return {"answer": article[c.start:c.end], "score": round(c.score, 6),
-                "confidence": round(min(1.0, c.score / mass), 6) if mass > 0 else 0.0, "start": c.start,
+        return {"answer": article[c.start:c.end], "score": round(float(score), 6),
+                "span_score": round(c.score, 6),
+                "share": round(min(1.0, c.score / mass), 6) if mass > 0 else 0.0, "start": c.start,
                 "end": c.end, "selected": selected,
                 "sentence": sent.text(article) if sent else None,
                 "sentence_start": sent.start if sent else None}

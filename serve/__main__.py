@@ -34,10 +34,12 @@ def main(argv: list[str] | None = None) -> int:
             from serve.api import predict
             r = predict(Path(args.article).read_bytes(), args.question, profile=args.profile)
             if r["answer"] is None:
-                print(f"Not found in the article (no-answer confidence {r['score']:.2f})")
+                print(f"Not found in the article ({r['score']:.0%} sure it does not say)")
             else:
-                print(f"{r['answer']}  (confidence {r['confidence']:.2f}, characters {r['start']}-{r['end']})")
+                print(f"{r['answer']}  ({r['score']:.0%} likely right, characters {r['start']}-{r['end']})")
             return 0
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from serve.app import launch, parse_auth
         from models.memory import limit_arenas
         if "MALLOC_ARENA_MAX" not in os.environ:

@@ -24,11 +24,11 @@ def predict(article: str | bytes, question: str, top_k: int | None = None,
     """Answer one question about an article.
 
     Returns:
-        {"answer": str | None, "score": float, "confidence": float, "start": int | None,
-         "end": int | None, "sentence", "sentence_start", "answers": [...], "question", "windows"};
-        ``article[start:end] == answer``; ``answer`` is None when it is not in the article (then
-        ``score`` and ``confidence`` are the no-answer probability). ``score`` ranks answers;
-        ``confidence`` is the one to show (see models/qa.py).
+        {"answer": str | None, "score": float, "start": int | None, "end": int | None,
+         "sentence", "sentence_start", "answers": [...], "question", ...};
+        ``article[start:end] == answer``; ``score`` is the probability that the answer is right,
+        or, when ``answer`` is None (not in the article), that the article does not hold it.
+        Every key is described once in models/qa.py.
     """
     return get_engine(profile).predict_many(article, [question], top_k)[0]
 

@@ -7,58 +7,23 @@ every core), with the queue's size and concurrency set by the profile's ``limits
 from __future__ import annotations
 
 import html
+import logging
 import os
+
 import gradio as gr
 
-from models.loading import ModelLoadError
-from models.text import InputError
 from models.engine import MAX_WORDS_RANGE, TOP_K_RANGE, ArticleQA, get_engine
 from models.examples import EXAMPLE_QUESTIONS, example_article
-from serve.upload import upload_to_text
+from models.loading import ModelLoadError
+from models.text import InputError
+from serve.answer_view import render_answers, render_view
+from serve.upload import html_to_text, looks_like_html, upload_to_text
 
-NOT_FOUND = "Not found in the article"
-
+log = logging.getLogger("article_qa.serve")
 
 def split_questions(text: str) -> list[str]:
     """One question per non-empty line."""
     return [q.strip() for q in (text or "").splitlines() if q.strip()]
-
-
-def highlight(article: str, results: list[dict]) -> dict:
-    """HighlightedText value: the article with every selected answer span marked by question
-    number (Q1, Q2, ...), by character offsets; overlapping spans keep the first question's mark."""
-    ents: list[dict] = []
-    for i, r in enumerate(results):
-        for a in r["answers"]:
-            if a["selected"] and not any(a["start"] < e["end"] and e["start"] < a["end"] for e in ents):
-                ents.append({"entity": f"Q{i + 1}", "start": a["start"], "end": a["end"]})
-    return {"text": article, "entities": sorted(ents, key=lambda e: e["start"])}
-
-
-def answers_markdown(results: list[dict]) -> str:
-    """Per question: the answer (or 'Not found in the article'), its confidence, the sentence it
-    stands in, and the other candidates with theirs (``confidence``: each answer's share of the
-    score of every span considered, see models/qa.py)."""
-    out = []
-    for i, r in enumerate(results):
-        q = html.escape(r["question"])
-        chosen = [a for a in r["answers"] if a["selected"]]
-        if r["answer"] is None:
-            out.append(f"### Q{i + 1}. {q}\n**{NOT_FOUND}** (no-answer confidence {r['score']:.0%})")
-        else:
-            ans = "; ".join(f"**{_show(a['answer'])}** ({a['confidence']:.0%})" for a in chosen)
-            sent = _show(r["sentence"] or "")
-            out.append(f"### Q{i + 1}. {q}\n{ans}\n\n> {sent}")
-        others = [a for a in r["answers"] if not a["selected"]]
-        if others:
-            out.append("Other candidates: " + ", ".join(f"{_show(a['answer'])} ({a['confidence']:.0%})"
-                                                         for a in others))
-    return "\n\n".join(out)
-
-
-def _show(text: str) -> str:
-    """Text for Markdown: white space collapsed (an answer may span a line break) and escaped."""
-    return html.escape(" ".join(text.split()))
 
 
 LENGTH_STEP = 1.5   # Shorter divides the word budget by this, Longer multiplies: one undoes the other
@@ -70,40 +35,61 @@ def shorter_budget(words: float) -> int:
 
 
 def longer_budget(words: float) -> int:
-    """The word budget after "Longer"; ``longer_budget(shorter_budget(w)) == w`` for budgets a
-    person picks (multiples of 10 within range)."""
+    """The word budget after "Longer"; ``longer_budget(shorter_budget(w)) == w`` for the budgets
+    a person picks (multiples of 10 above the minimum)."""
     return min(MAX_WORDS_RANGE[1], round(float(words) * LENGTH_STEP))
 
 
 def summary_markdown(s: dict) -> str:
-    return f"{html.escape(s['summary'])}\n\n*Method: {s['method']}, {len(s['summary'].split())} words.*"
+    marked = " The sentences it took are underlined (dotted) in the article view below." if s.get("sentences") else ""
+    return (f"{html.escape(s['summary'])}\n\n*Method: {s['method']}, {len(s['summary'].split())} words.{marked}*")
+
+
+def summary_ranges(s: dict | None) -> list[tuple[int, int]]:
+    """Character ranges of the sentences an extractive summary took (none for abstractive)."""
+    return [(x["start"], x["end"]) for x in (s or {}).get("sentences") or []]
+
+
+def error_message(exc: Exception) -> str:
+    return f"**{html.escape(str(exc))}**"
 
 
 class Handlers:
     """The page's actions over one shared engine; each returns what the page shows and turns
-    bad input into a message instead of a traceback."""
+    bad input into a message instead of a traceback. ``results`` and ``summary`` are the page's
+    state: the last answers and summary of the article in the box, so that the article view
+    marks both."""
 
     def __init__(self, engine: ArticleQA):
         self.engine = engine
 
-    def ask(self, article: str, questions_text: str, top_k: int = 3, progress=gr.Progress()):
-        """-> (answers Markdown, highlighted article, raw results)"""
+    def ask(self, article: str, questions_text: str, top_k: int = 3, summary: dict | None = None,
+            progress=gr.Progress()):
+        """-> (status, answers HTML, article view HTML, results)"""
         try:
             qs = split_questions(questions_text)
             if not qs:
                 raise InputError("Type a question (one per line).")
-            progress(0.1, desc=f"Reading the article for {len(qs)} question(s)")
-            results = self.engine.predict_many(article, qs, int(top_k))
-            return answers_markdown(results), highlight(article, results), results
-        except (InputError, ModelLoadError) as exc:
-            return f"**{html.escape(str(exc))}**", None, []
+            progress(0.0, desc=f"Reading the article for {len(qs)} question(s)")
 
-    def summarize(self, article: str, max_words: int, progress=gr.Progress()):
-        try:
-            progress(0.1, desc="Summarizing")
-            return summary_markdown(self.engine.summarize(article, int(max_words)))
+            def read(done: int, total: int) -> None:
+                progress((done, total), desc=f"Reading the article for {len(qs)} question(s)", unit="windows")
+
+            results = self.engine.predict_many(article, qs, int(top_k), progress=read)
+            return "", render_answers(results), render_view(article, results, summary_ranges(summary)), results
         except (InputError, ModelLoadError) as exc:
-            return f"**{html.escape(str(exc))}**"
+            log.info("ask refused: %s", exc)
+            return error_message(exc), "", "", []
+
+    def summarize(self, article: str, max_words: int, results: list[dict] | None = None, progress=gr.Progress()):
+        """-> (status, summary Markdown, article view HTML, summary)"""
+        try:
+            progress(0.0, desc="Summarizing")
+            s = self.engine.summarize(article, int(max_words))
+            return "", summary_markdown(s), render_view(article, results or [], summary_ranges(s)), s
+        except (InputError, ModelLoadError) as exc:
+            log.info("summarize refused: %s", exc)
+            return error_message(exc), "", gr.update(), None
 
     def upload(self, data: bytes | None):
         """-> (article text, status message)"""
@@ -114,7 +100,17 @@ class Handlers:
             text = upload_to_text(data, lim.max_upload_bytes, lim.max_article_chars)
             return text, f"Loaded {len(text.split()):,} words from the file."
         except InputError as exc:
-            return gr.update(), f"**{html.escape(str(exc))}**"
+            return gr.update(), error_message(exc)
+
+    @staticmethod
+    def pasted(article: str):
+        """A pasted HTML page becomes its visible text, as an uploaded one does.
+        -> (article text, status message)"""
+        data = (article or "").encode("utf-8", errors="replace")
+        if not looks_like_html(data):
+            return gr.update(), ""
+        text = html_to_text(article)
+        return text, f"Pasted HTML was turned into its visible text ({len(text.split()):,} words)."
 
     # API endpoints: the same dicts as the Python API; errors become gr.Error messages
     def api_answer(self, article: str, questions: str, top_k: int = 3) -> list[dict]:
@@ -122,14 +118,19 @@ class Handlers:
         try:
             return self.engine.predict_many(article, split_questions(questions), int(top_k))
         except (InputError, ModelLoadError) as exc:
-            raise gr.Error(str(exc)) from None
+            log.info("answer refused: %s", exc)
+            raise gr.Error(str(exc), print_exception=False) from None
 
     def api_summarize(self, article: str, max_words: int = 90) -> dict:
         """Summarize an article; the summarize() result."""
         try:
             return self.engine.summarize(article, int(max_words))
         except (InputError, ModelLoadError) as exc:
-            raise gr.Error(str(exc)) from None
+            log.info("summarize refused: %s", exc)
+            raise gr.Error(str(exc), print_exception=False) from None
+
+
+SCROLL_TO_ANSWERS = "() => document.getElementById('answers')?.scrollIntoView({behavior: 'smooth'})"
 
 
 def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
@@ -137,7 +138,8 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
     prof = engine.profile
     with gr.Blocks(title="article-qa") as demo:
         gr.Markdown("# article-qa\nPaste or upload an article, read its summary, ask questions. "
-                    f"Answers are exact spans of the article. Profile: **{prof.name}**. {status}")
+                    f"Answers are exact spans of the article, marked where they stand, with the chance "
+                    f"that each is right. Profile: **{prof.name}**. {status}")
         with gr.Row():
             with gr.Column(scale=3):
                 article = gr.Textbox(label="Article", lines=14, max_lines=30,
@@ -147,9 +149,10 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
                     upload = gr.File(label="Upload .txt, .md or .html", file_types=[".txt", ".md", ".html", ".htm"],
                                      type="binary", height=90)
                     example = gr.Button("Use the example article", elem_id="example-btn")
-                upload_msg = gr.Markdown()
+                upload_msg = gr.Markdown(elem_id="upload-msg")
             with gr.Column(scale=2):
-                words = gr.Slider(*MAX_WORDS_RANGE, value=prof.summarizer.max_words, step=1, label="Summary length (words)")
+                words = gr.Slider(*MAX_WORDS_RANGE, value=prof.summarizer.max_words, step=1,
+                                  label="Summary length (words)")
                 with gr.Row():
                     shorter = gr.Button("Shorter")
                     summarize_btn = gr.Button("Summarize", variant="primary", elem_id="summarize-btn")
@@ -161,24 +164,32 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
             top_k = gr.Slider(*TOP_K_RANGE, value=prof.qa.top_k, step=1, label="Candidates shown per question")
             ask = gr.Button("Ask", variant="primary", elem_id="ask-btn")
         gr.Examples([[q] for q in EXAMPLE_QUESTIONS], inputs=[questions], label="Example questions (example article)")
-        answers = gr.Markdown(elem_id="answers")
-        highlighted = gr.HighlightedText(label="Answers in the article", combine_adjacent=False,
-                                         show_legend=True, elem_id="highlighted")
-        raw = gr.JSON(label="Raw results", visible=False)
+        status_msg = gr.Markdown(elem_id="status")
+        answers = gr.HTML(elem_id="answers")
+        view = gr.HTML(elem_id="article-view")
+        results = gr.State([])
+        summary_state = gr.State(None)
 
         # the public endpoints are registered first so that they own the names /answer and /summarize
         gr.api(h.api_answer, api_name="answer")
         gr.api(h.api_summarize, api_name="summarize")
         private = dict(api_visibility="private")
-        example.click(example_article, None, article, **private)
-        upload.upload(h.upload, upload, [article, upload_msg], **private)
-        summarize_btn.click(h.summarize, [article, words], summary, **private)
-        shorter.click(shorter_budget, words, words, **private).then(
-            h.summarize, [article, words], summary, **private)
-        longer.click(longer_budget, words, words, **private).then(
-            h.summarize, [article, words], summary, **private)
-        ask.click(h.ask, [article, questions, top_k], [answers, highlighted, raw], **private)
-        questions.submit(h.ask, [article, questions, top_k], [answers, highlighted, raw], **private)
+        # new input: earlier errors, answers and marks no longer apply
+        cleared = [status_msg, answers, view, results, summary_state]
+        clear = lambda: ("", "", "", [], None)  # noqa: E731
+        article.input(h.pasted, article, [article, upload_msg], queue=False, **private).then(
+            clear, None, cleared, queue=False, **private)
+        questions.input(lambda: "", None, status_msg, queue=False, **private)
+        example.click(example_article, None, article, **private).then(clear, None, cleared, **private)
+        upload.upload(h.upload, upload, [article, upload_msg], **private).then(clear, None, cleared, **private)
+        summarize_args = dict(fn=h.summarize, inputs=[article, words, results],
+                              outputs=[status_msg, summary, view, summary_state], **private)
+        summarize_btn.click(**summarize_args)
+        shorter.click(shorter_budget, words, words, **private).then(**summarize_args)
+        longer.click(longer_budget, words, words, **private).then(**summarize_args)
+        for event in (ask.click, questions.submit):
+            event(h.ask, [article, questions, top_k, summary_state], [status_msg, answers, view, results],
+                  **private).then(None, None, None, js=SCROLL_TO_ANSWERS, **private)
     demo.queue(max_size=prof.limits.queue_size, default_concurrency_limit=prof.limits.concurrency)
     return demo
 

@@ -193,3 +193,17 @@ def test_raw_json_with_a_lone_surrogate_gets_a_clear_error(served, article, ques
     event = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
     stream = urllib.request.urlopen(f"{url}gradio_api/call/answer/{event}", timeout=60).read().decode()
     assert "event: error" in stream and "not valid Unicode" in stream
+
+
+def test_user_errors_are_logged_in_one_line_not_as_tracebacks(served, capfd, caplog):
+    import logging
+
+    from gradio_client import Client
+    url, _ = served
+    caplog.set_level(logging.INFO, logger="article_qa.serve")
+    capfd.readouterr()
+    with pytest.raises(Exception, match="The article is empty"):
+        Client(url, verbose=False).predict("", "Who?", 3, api_name="/answer")
+    out = capfd.readouterr()
+    assert "Traceback" not in out.err + out.out
+    assert any("The article is empty" in r.getMessage() for r in caplog.records)

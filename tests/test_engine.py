@@ -19,17 +19,19 @@ def check_result(article, r):
         assert 0.0 <= a["score"] <= 1.0
         assert article[a["sentence_start"]:a["sentence_start"] + len(a["sentence"])] == a["sentence"]
         assert a["sentence_start"] <= a["start"] < a["sentence_start"] + len(a["sentence"])
-    scores = [a["score"] for a in r["answers"]]
-    assert scores == sorted(scores, reverse=True)
-    # confidence: each shown answer's share of the score of every span decoded for the question
-    shares = [a["confidence"] for a in r["answers"]]
+    ranked = [a["span_score"] for a in r["answers"]]
+    assert ranked == sorted(ranked, reverse=True)
+    # share: each shown answer's share of the score of every span decoded for the question
+    shares = [a["share"] for a in r["answers"]]
     assert shares == sorted(shares, reverse=True) and sum(shares) <= 1 + 1e-5
+    # no candidate is shown as likelier right than the article holding an answer at all
+    assert all(a["score"] <= 1 - r["no_answer_score"] + 1e-6 for a in r["answers"])
     if r["answer"] is not None:
         assert article[r["start"]:r["end"]] == r["answer"]
         assert r["answers"][0]["answer"] == r["answer"]
-        assert r["confidence"] == r["answers"][0]["confidence"]
+        assert r["score"] == r["answers"][0]["score"]
     else:
-        assert r["confidence"] == r["score"]
+        assert r["score"] == r["no_answer_score"]
 
 
 def test_long_article_uses_many_windows_with_exact_offsets(tiny_profile):
@@ -181,9 +183,9 @@ def test_article_span_norm_scores_spans_with_one_softmax_over_all_windows(tiny_p
         assert a["score"] == pytest.approx(best[(a["start"], a["end"])], rel=1e-3, abs=1e-6)
 
 
-def test_confidence_is_the_share_of_all_decoded_span_scores(tiny_profile, seed_article):
-    """A prior that scales every span down (here the window prior, up to e^-8) shrinks ``score``
-    but not ``confidence``, which is relative to every span decoded for the question."""
+def test_share_is_relative_to_all_decoded_span_scores(tiny_profile, seed_article):
+    """A prior that scales every span down (here the window prior, up to e^-8) shrinks
+    ``span_score`` but not ``share``, which is relative to every span decoded for the question."""
     from dataclasses import replace
 
     from models.profiles import load_profile
@@ -196,8 +198,21 @@ def test_confidence_is_the_share_of_all_decoded_span_scores(tiny_profile, seed_a
     r = reader.run(seed_article, [q])[0]
     check_result(seed_article, r)
     top = r["answers"][0]
-    assert top["confidence"] > top["score"]
-    k = top["confidence"] / top["score"]        # one divisor per question (both are rounded to 1e-6)
+    assert top["share"] > top["span_score"]
+    k = top["share"] / top["span_score"]        # one divisor per question (both are rounded to 1e-6)
     assert len(r["answers"]) > 1
     for a in r["answers"]:
-        assert a["confidence"] == pytest.approx(a["score"] * k, abs=k * 1e-6 + 1e-6)
+        assert a["share"] == pytest.approx(a["span_score"] * k, abs=k * 1e-6 + 1e-6)
+
+
+def test_not_found_never_shows_a_candidate_surer_than_the_no_answer(tiny_profile, seed_article):
+    """The contradiction users saw ("Not found, 97%" above "Vietnam (97%)") cannot happen."""
+    from models.profiles import load_profile
+    from models.qa import ExtractiveReader
+    prof = load_profile(tiny_profile)
+    reader = ExtractiveReader(prof.qa, prof.resolve_model(prof.qa.model))
+    reader.warm_up()
+    r = reader.run(seed_article, ["What is the capital of France?"], top_k=5, null_threshold=1e9)[0]
+    assert r["answer"] is None and r["answers"]
+    assert r["score"] == r["no_answer_score"]
+    assert all(a["score"] <= 1 - r["score"] + 1e-6 and not a["selected"] for a in r["answers"])

@@ -1,36 +1,70 @@
 """The web page: handlers on the tiny profile, the served app driven with gradio_client, and a
 real headless Chromium driven by Playwright."""
+import html
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from serve.api import get_engine, predict_many
-from serve.app import Handlers, highlight, split_questions
+from serve.app import Handlers, longer_budget, shorter_budget, split_questions
 from serve.upload import html_to_text, upload_to_text
 
 from tests.helpers import CHROMIUM  # noqa: E402
 
 
-def test_ask_handler_shows_answers_and_highlights(tiny_profile, seed_article):
+def no_progress(*args, **kwargs) -> None:
+    return None
+
+
+def test_ask_handler_shows_answers_and_marks_them_in_the_article(tiny_profile, seed_article):
     h = Handlers(get_engine(tiny_profile))
-    md, hl, results = h.ask(seed_article, "What did Putin give Kim?\n\nWho visited?", 3, progress=lambda *a, **k: None)
+    status, answers, view, results = h.ask(seed_article, "What did Putin give Kim?\n\nWho visited?", 3,
+                                           None, progress=no_progress)
+    assert status == ""
     assert [r["question"] for r in results] == ["What did Putin give Kim?", "Who visited?"]
-    assert "Q1. What did Putin give Kim?" in md and "Q2. Who visited?" in md
-    assert " ".join(results[0]["answer"].split()) in md
-    assert hl["text"] == seed_article
-    first = hl["entities"][0]
-    assert seed_article[first["start"]:first["end"]] in {a["answer"] for r in results for a in r["answers"]}
+    assert "What did Putin give Kim?" in answers and ">Q2</span> Who visited?" in answers
+    first = next(r for r in results if r["answer"] is not None)
+    assert html.escape(" ".join(first["answer"].split())) in answers
+    assert 'id="q1-a0"' in view or first is not results[0]
+    assert html.unescape(re.sub(r"<[^>]+>", "", view.split('<div class="article">', 1)[1])).replace(
+        "Q1", "").replace("Q2", "") == seed_article.replace("Q1", "").replace("Q2", "")
+
+
+def test_ask_reports_progress_up_to_every_window(tiny_profile, seed_article):
+    seen = []
+    Handlers(get_engine(tiny_profile)).ask(seed_article, "Who visited?", 3, None,
+                                           progress=lambda p, **k: seen.append(p))
+    reads = [p for p in seen if isinstance(p, tuple)]
+    assert reads and reads[-1][0] == reads[-1][1] > 1, "ends at all windows read"
+    assert [d for d, _ in reads] == sorted(d for d, _ in reads)
 
 
 @pytest.mark.parametrize("article,questions,msg", [
     ("", "Who?", "The article is empty."),
     ("Some article text.", "\n \n", "Type a question"),
     ("Some article text.", "\n".join(["Who?"] * 51), "limit is 50"),
+    ("Some article text.", "?!?...;;", "no letter or digit"),
 ])
 def test_ask_handler_turns_bad_input_into_a_message(tiny_profile, article, questions, msg):
-    md, hl, results = Handlers(get_engine(tiny_profile)).ask(article, questions, 3, progress=lambda *a, **k: None)
-    assert msg in md and hl is None and results == []
+    status, answers, view, results = Handlers(get_engine(tiny_profile)).ask(article, questions, 3, None,
+                                                                            progress=no_progress)
+    assert msg in status and answers == "" and view == "" and results == []
+
+
+def test_pasted_html_becomes_its_visible_text():
+    text, msg = Handlers.pasted("<html><body><p>Putin gave Kim a limo.</p><script>x()</script>"
+                                "<p>Kim gave art.</p></body></html>")
+    assert text == "Putin gave Kim a limo.\n\nKim gave art." and "visible text" in msg
+    unchanged, msg = Handlers.pasted("Plain text with a < sign and </p> once.")
+    assert msg == "" and not isinstance(unchanged, str)
+
+
+def test_shorter_and_longer_undo_each_other():
+    for w in range(20, 1000, 10):
+        assert longer_budget(shorter_budget(w)) == w
+    assert shorter_budget(10) == 10 and longer_budget(1000) == 1000
 
 
 def test_upload_handler(tiny_profile):
@@ -50,11 +84,7 @@ def test_html_and_upload_limits():
         upload_to_text(b"x" * 101, max_bytes=100, max_chars=1000)
 
 
-def test_highlight_skips_overlaps():
-    res = [{"answers": [{"selected": True, "start": 0, "end": 5}, {"selected": False, "start": 7, "end": 9}]},
-           {"answers": [{"selected": True, "start": 3, "end": 8}, {"selected": True, "start": 10, "end": 12}]}]
-    assert highlight("x" * 20, res)["entities"] == [{"entity": "Q1", "start": 0, "end": 5},
-                                                     {"entity": "Q2", "start": 10, "end": 12}]
+def test_split_questions():
     assert split_questions(" a \n\n b\n") == ["a", "b"]
 
 
@@ -75,7 +105,9 @@ def test_gradio_client_matches_predict(served, tiny_profile, seed_article):
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it "
                     "with apt-get where it can); never downloading a browser")
-def test_browser_asks_and_reads_the_highlighted_answer(served, seed_article, tmp_path):
+def test_browser_marks_answers_in_place_and_links_to_them(served, seed_article, tmp_path):
+    """Two questions with the same answer (overlapping marks): both labels show on the mark, no
+    mark starts or ends inside a word, the answer link scrolls the article to its mark."""
     from playwright.sync_api import sync_playwright
     url, engine = served
     question = "What did Putin give Kim?"
@@ -83,25 +115,47 @@ def test_browser_asks_and_reads_the_highlighted_answer(served, seed_article, tmp
     from tests.helpers import CHROMIUM_ARGS as args
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(url)
         page.locator("#example-btn").click()
         page.wait_for_function("document.querySelector('#article textarea').value.length > 1000")
-        page.locator("#questions textarea").fill(question)
+        page.locator("#questions textarea").fill(f"{question}\n{question}")
         page.locator("#ask-btn").click()
         page.locator("#answers h3").first.wait_for(timeout=60_000)
-        marks = page.locator("#highlighted .textspan.hl, #highlighted mark, #highlighted [class*='hl']")
-        marks.first.wait_for(timeout=30_000)
+        page.locator("#answer-view mark").first.wait_for(timeout=30_000)
         shown = page.locator("#answers").inner_text()
-        highlighted = " ".join(marks.all_inner_texts())
+        marks = page.evaluate("""() => [...document.querySelectorAll('#answer-view mark')].map(m => {
+            let prev = m.previousSibling;
+            while (prev && prev.classList && prev.classList.contains('qlabel')) prev = prev.previousSibling;
+            const before = prev ? prev.textContent : '';
+            const after = m.nextSibling ? m.nextSibling.textContent : '';
+            return {text: m.textContent, q: m.dataset.q, id: m.id,
+                    before: before.slice(-1), after: after.slice(0, 1)}; })""")
+        legend = page.locator("#answer-view .legend").inner_text()
+        labels = page.locator("#answer-view .qlabel").all_inner_texts()
+        view_box = page.locator("#answer-view .article")
+        view_box.evaluate("el => el.scrollTop = el.scrollHeight")        # away from the mark
+        page.locator("#answers a.answer-link").first.click()
+        page.wait_for_timeout(500)
+        visible = page.evaluate("""() => { const m = document.getElementById('q1-a0');
+            const box = document.querySelector('#answer-view .article').getBoundingClientRect();
+            const r = m.getBoundingClientRect(); return r.top >= box.top - 1 && r.bottom <= box.bottom + 1; }""")
         shot = Path(os.environ.get("ARTICLE_QA_SCREENSHOTS", tmp_path)) / "browser_answer.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
+
     def norm(t):
         return " ".join(t.split())
     assert norm(want["answer"]) in norm(shown)
-    assert norm(want["answer"]) in norm(highlighted)
+    assert norm(want["answer"]) in norm(" ".join(m["text"] for m in marks))
+    assert any(m["q"] == "Q1 Q2" for m in marks), "both questions' marks show on the shared answer"
+    assert "Q1" in labels and "Q2" in labels
+    assert legend.index("Q1.") < legend.index("Q2."), "legend in question order"
+    for m in marks:
+        assert not (m["before"].isalnum() and m["text"][:1].isalnum()), f"mark starts inside a word: {m}"
+        assert not (m["after"].isalnum() and m["text"][-1:].isalnum()), f"mark ends inside a word: {m}"
+    assert visible, "clicking the answer scrolled the article to its mark"
     assert shot.stat().st_size > 10_000
 
 

@@ -1,0 +1,120 @@
+"""Calibrated answer scores: the probability that an answer is right, and that the article does
+not hold the answer at all.
+
+The reader's raw scores rank spans well but do not mean what a person reads into a percentage:
+under one softmax over a whole article a right answer often gets a few percent, and a confident
+wrong span can get most of the mass. Two logistic regressions over features the engine already
+has map them to probabilities, fitted on the development set for one set of weights
+(``training.calibrate``) and saved beside those weights (``inference.json``):
+
+- ``right``: P(the span is right | features), "right" meaning token F1 >= 0.5 against the best
+  gold answer;
+- ``null``: P(the article does not hold the answer | the best span's features).
+
+Features of a span (``FEATURES``): its log score under the profile's normalisation and priors, the
+log of its share of every span decoded for the question, its log-odds margin over its window's
+"no answer", and its window's BM25 relevance to the question (1 when windows are not scored).
+Each weight of ``right`` on the first three is kept >= 0 and of ``null`` <= 0, so a span the
+model scores higher never gets a lower probability of being right (monotone by construction,
+checked by the tests).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+FEATURES = ("log_score", "log_share", "log_margin", "relevance")
+MONOTONE = 3        # the first MONOTONE features are the model's own scores: sign-constrained
+_FLOOR = 1e-9
+
+
+def span_features(score: float, share: float, null: float, relevance: float = 1.0) -> np.ndarray:
+    """The feature vector of one span (see module docstring)."""
+    log_score = math.log(max(score, _FLOOR))
+    return np.array([log_score, math.log(max(share, _FLOOR)), log_score - math.log(max(null, _FLOOR)),
+                     relevance], dtype=np.float64)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, sign: float = 1.0, l2: float = 1e-3,
+                 steps: int = 3000, lr: float = 0.5) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """Logistic regression by projected gradient descent on standardised features.
+
+    Args:
+        x: (n, features); y: (n,) 0/1 labels.
+        sign: +1 keeps the weights of the first ``MONOTONE`` features >= 0, -1 keeps them <= 0.
+        l2: ridge penalty on the weights.
+    Returns:
+        (weights, bias, mean, scale) for ``sigmoid(((x - mean) / scale) @ weights + bias)``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = (x - mean) / scale
+    w = np.zeros(z.shape[1])
+    b = math.log((y.mean() + 1e-6) / (1 - y.mean() + 1e-6))
+    for _ in range(steps):
+        p = sigmoid(z @ w + b)
+        g = z.T @ (p - y) / len(y) + l2 * w
+        w -= lr * g
+        b -= lr * float((p - y).mean())
+        w[:MONOTONE] = np.maximum(w[:MONOTONE], 0) if sign > 0 else np.minimum(w[:MONOTONE], 0)
+    return w, b, mean, scale
+
+
+@dataclass
+class Logistic:
+    """One fitted logistic regression over ``FEATURES``."""
+
+    weights: np.ndarray
+    bias: float
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return sigmoid(((np.atleast_2d(features) - self.mean) / self.scale) @ self.weights + self.bias)
+
+    def to_dict(self) -> dict:
+        return {"weights": self.weights.round(6).tolist(), "bias": round(float(self.bias), 6),
+                "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Logistic:
+        return cls(np.array(d["weights"], dtype=np.float64), float(d["bias"]),
+                   np.array(d["mean"], dtype=np.float64), np.array(d["scale"], dtype=np.float64))
+
+
+@dataclass
+class Calibrator:
+    """P(right) and P(not in the article) from a span's features (module docstring)."""
+
+    right: Logistic
+    null: Logistic
+
+    def p_right(self, features: np.ndarray) -> float:
+        return float(self.right(features)[0])
+
+    def p_null(self, features: np.ndarray) -> float:
+        return float(self.null(features)[0])
+
+    def to_dict(self) -> dict:
+        return {"features": list(FEATURES), "right": self.right.to_dict(), "null": self.null.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibrator:
+        if tuple(d.get("features", ())) != FEATURES:
+            raise ValueError(f"calibrator was fitted on features {d.get('features')}, this engine computes "
+                             f"{list(FEATURES)}: refit it with `python -m training.tune MODEL --dev DEV --write`")
+        return cls(Logistic.from_dict(d["right"]), Logistic.from_dict(d["null"]))
+
+    @classmethod
+    def fit(cls, features: np.ndarray, right: np.ndarray, unanswerable: np.ndarray) -> Calibrator:
+        """Fit both regressions on the best span of each development question."""
+        return cls(Logistic(*fit_logistic(features, right, +1.0)),
+                   Logistic(*fit_logistic(features, unanswerable, -1.0)))
