@@ -7,9 +7,11 @@ import sys
 
 import numpy as np
 
+from models.calibration import expected_calibration_error, reliability_bins
 from models.squad import exact_match, f1_score, normalize_answer
 
-__all__ = ["exact_match", "f1_score", "normalize_answer", "list_recall", "rouge", "percentiles", "peak_rss_mb"]
+__all__ = ["exact_match", "f1_score", "normalize_answer", "list_recall", "rouge", "percentiles", "peak_rss_mb",
+           "expected_calibration_error", "auroc", "reliability_bins"]
 
 
 def _covers(prediction: str, gold: str) -> bool:
@@ -59,3 +61,25 @@ def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+def auroc(scores, labels) -> float:
+    """Area under the ROC curve: the chance that a random positive scores above a random
+    negative (ties count half); nan without both classes."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    pos, neg = s[y], s[~y]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    ranks = np.empty(len(order))
+    allv = np.concatenate([pos, neg])[order]
+    # average ranks for ties
+    i = 0
+    while i < len(allv):
+        j = i
+        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-QA_COLS = ["em", "f1", "has_answer_f1", "no_answer_acc", "list_recall", "p50_ms", "p95_ms", "peak_rss_mb", "errors"]
+QA_COLS = ["em", "f1", "has_answer_f1", "no_answer_acc", "list_recall", "ece", "auroc", "p50_ms", "p95_ms",
+           "peak_rss_mb", "errors"]
 SUM_COLS = ["rouge1", "rouge2", "rougeLsum", "lead3_rouge1", "lead3_rouge2", "lead3_rougeLsum", "p50_ms", "p95_ms",
             "peak_rss_mb", "errors"]
 
@@ -27,6 +28,32 @@ def write_report(out: Path, set_name: str, kind: str, rows: dict[str, list[dict]
     (out / "summary.md").write_text(md, encoding="utf-8")
     chart(out / "chart.png", set_name, totals, ["em", "f1"] if kind == "qa" else
           ["rouge1", "lead3_rouge1", "rouge2", "lead3_rouge2", "rougeLsum", "lead3_rougeLsum"])
+    if kind == "qa" and any(t.get("reliability") for t in totals.values()):
+        reliability_diagram(out / "reliability.png", set_name, totals)
+
+
+def reliability_diagram(path: Path, title: str, totals: dict[str, dict]) -> None:
+    """Mean shown score against how often it was right, per score bin, one line per profile (the
+    diagonal is perfect calibration); the legend gives each profile's ECE."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=110)
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="perfect")
+    for prof, tot in totals.items():
+        bins = [b for b in tot.get("reliability") or [] if b["count"]]
+        if bins:
+            ax.plot([b["mean_prob"] for b in bins], [b["accuracy"] for b in bins], marker="o",
+                    label=f"{prof} (ECE {tot['ece']:.3f})")
+    ax.set_xlabel("score shown")
+    ax.set_ylabel("share right")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Reliability: {title}")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def chart(path: Path, title: str, totals: dict[str, dict], metrics: list[str]) -> None:

@@ -8,10 +8,11 @@ from collections import defaultdict
 import numpy as np
 from tqdm import tqdm
 
-from eval.metrics import exact_match, f1_score, list_recall, peak_rss_mb, percentiles, rouge
+from eval.metrics import (auroc, exact_match, expected_calibration_error, f1_score, list_recall, peak_rss_mb,
+                          percentiles, reliability_bins, rouge)
 from eval.sets import QAItem, SummaryItem
-from models.summarize import candidate_sentences
 from models.engine import ArticleQA
+from models.summarize import candidate_sentences
 
 
 def run_qa(engine: ArticleQA, items: list[QAItem], batch_by_context: bool = True, desc: str = "qa") -> list[dict]:
@@ -46,6 +47,9 @@ def score_row(it: QAItem, r: dict | None, seconds: float, error: str | None) -> 
            "em": exact_match(pred, it.answers) if not error else 0.0,
            "f1": f1_score(pred, it.answers) if not error else 0.0,
            "score": r["score"] if r else None, "seconds": round(seconds, 4), "error": error}
+    # what ``score`` claims: the answer is right (F1 >= 0.5), or the article does not hold one
+    row["right"] = (bool(it.answers) and row["f1"] >= 0.5 if pred is not None else not it.answers) \
+        if not error else False
     if it.kind == "list":
         selected = [a["answer"] for a in r["answers"] if a["selected"]] if r else []
         row["predictions"] = selected
@@ -64,6 +68,13 @@ def summarize_qa(rows: list[dict]) -> dict:
            "no_answer_acc": mean("em", lambda r: not r["answers"]),
            "list_recall": mean("list_recall", lambda r: r["kind"] == "list"),
            "peak_rss_mb": round(peak_rss_mb(), 1)}
+    scored = [r for r in rows if not r["error"] and r["score"] is not None]
+    answered = [r for r in scored if r["prediction"] is not None]
+    out["ece"] = round(expected_calibration_error([r["score"] for r in scored], [r["right"] for r in scored]), 4) \
+        if scored else None
+    auc = auroc([r["score"] for r in answered], [r["right"] for r in answered])
+    out["auroc"] = None if np.isnan(auc) else round(auc, 4)
+    out["reliability"] = reliability_bins([r["score"] for r in scored], [r["right"] for r in scored])
     out.update({k: round(v, 1) for k, v in percentiles([r["seconds"] for r in rows if not r["error"]]).items()})
     return out
 

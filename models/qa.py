@@ -15,7 +15,9 @@ Inputs: an article (str) and questions (list[str]). Outputs: one result dict per
   spans that make up the answer, e.g. each item of a list answer). A candidate's ``score`` never
   exceeds 1 - the no-answer probability;
 - ``no_answer_score``: the probability that the article does not hold the answer; ``windows``:
-  how many windows were read for the question.
+  how many windows were read for the question; ``calibrated``: whether ``score`` is calibrated;
+  ``features``: the best span's calibration features (models/calibration.py), what a calibrator
+  is fitted on.
 """
 from __future__ import annotations
 
@@ -267,7 +269,8 @@ class ExtractiveReader:
                    for i in shown]
         result = {"answer": None, "score": round(null, 6), "start": None, "end": None,
                   "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(rows)),
-                  "no_answer_score": round(null, 6), "calibrated": cal is not None}
+                  "no_answer_score": round(null, 6), "calibrated": cal is not None,
+                  "features": features[0].round(6).tolist() if features else None}
         if answered:
             top = answers[0]
             result.update({k: top[k] for k in ("answer", "score", "span_score", "share", "start", "end",

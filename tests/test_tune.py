@@ -43,3 +43,33 @@ def test_tune_picks_the_best_length_prior_then_a_threshold(tiny_profile):
     assert table[whole["span_norm"]][str(whole["window_prior"])]["f1"] == max(
         r["f1"] for row in table.values() for r in row.values())
     assert whole["windows_per_question"] > 1     # whole articles span several 128-token windows
+
+
+def test_tune_fits_a_calibrator_that_travels_with_the_weights(tiny_profile, tmp_path, seed_article):
+    """``--write`` saves the settings and the calibrator beside the weights; a profile that names
+    the folder gets them, and its answers' scores are the calibrated probabilities."""
+    import shutil
+
+    import yaml
+
+    from models.engine import ArticleQA
+    from training.tune import write_inference_settings
+    prof = load_profile(tiny_profile)
+    model = tmp_path / "qa"
+    shutil.copytree(prof.resolve_model(prof.qa.model), model)
+    report = tune_null_threshold(model, SAMPLE, max_seq_len=128, doc_stride=32, limit=30,
+                                 length_penalties=(0.0,), window_priors=(0.0, 2.0))
+    assert report["calibration"]["rows"] >= 60          # 30 paragraphs + 30 articles + 30 foreign, less empties
+    write_inference_settings(model, report, str(SAMPLE))
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "p", "qa": {"model": "qa", "top_k": 3},
+                                                     "runtime": {"device": "cpu"}}))
+    loaded = load_profile(tmp_path / "p.yaml")
+    assert loaded.qa.calibrator == report["calibrator"]
+    assert (loaded.qa.max_seq_len, loaded.qa.doc_stride) == (128, 32)
+    assert loaded.qa.null_threshold == report["null_threshold"]
+    r = ArticleQA(loaded).predict_many(seed_article, ["What did Putin give Kim?"])[0]
+    assert r["calibrated"] and 0.0 <= r["score"] <= 1.0
+    from models.calibration import Calibrator
+    cal = Calibrator.from_dict(report["calibrator"])
+    expected = cal.p_right(np.array(r["features"])) if r["answer"] else cal.p_null(np.array(r["features"]))
+    assert r["score"] == pytest.approx(expected, abs=1e-5)

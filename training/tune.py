@@ -10,6 +10,10 @@ Last, the window prior (``qa.window_prior``) and the span normalisation (``qa.sp
 spans per window or over the whole article) are chosen together the same way on the development
 questions asked of their whole articles (models.squad.join_articles): the product reads whole
 articles, in several windows, and that is where a confident span in an unrelated window does harm.
+Then, under the chosen settings, the calibrator (models/calibration.py, training/calibrate.py) is
+fitted on the best span of every development question (paragraphs, whole articles, and foreign
+paragraphs for unanswerable ones). ``--write`` saves all of it beside the weights
+(``inference.json``), where every profile using them finds it.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from models.qa import DecodeParams, ExtractiveReader, WindowParams
 from models.squad import QAExample, exact_match, f1_score, join_articles, paragraphs_by_title, read_squad
 from models.text import Sentence, split_sentences
 from models.windows import Windows
+from training.calibrate import fit_calibrator
 
 LENGTH_PENALTIES = (0.0, 0.025, 0.05, 0.1, 0.2)
 WINDOW_PRIORS = (0.0, 1.0, 2.0, 4.0, 8.0)
@@ -131,8 +136,8 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
         by_penalty[str(lp)] = {"em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2)}
     lp = max(length_penalties, key=lambda v: (round(float(results[v][2].mean()), 6), -v))
     pos, em, f1s = results[lp]
-    neg = decode(reader, read_contexts(reader, foreign, window_params, "dev unanswerable"), len(foreign),
-                 replace(decode_params, length_penalty=lp))
+    neg_read = read_contexts(reader, foreign, window_params, "dev unanswerable")
+    neg = decode(reader, neg_read, len(foreign), replace(decode_params, length_penalty=lp))
     pm, nm = np.array([margin(r) for r in pos]), np.array([margin(r) for r in neg])
     by_prior = {}
     for w in (1.0, 0.5, 0.25):
@@ -141,10 +146,18 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
             "null_threshold": round(tw, 3), "score": round(sw * 100, 2),
             "answerable_f1": round(float(f1s[pm >= tw].sum() / len(f1s)) * 100, 2),
             "unanswerable_acc": round(float((nm < tw).mean()) * 100, 2)}
-    whole = (choose_window_prior(reader, exs, window_params, replace(decode_params, length_penalty=lp),
+    docs = join_articles(exs)
+    docs_read = read_contexts(reader, docs, replace(window_params, score_windows=True), "dev whole articles")
+    whole = (choose_window_prior(reader, docs, docs_read, replace(decode_params, length_penalty=lp),
                                  window_priors) if window_priors else None)
     even = by_prior["unanswerable_weight_1.0"]
-    return {"by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
+    chosen = replace(decode_params, length_penalty=lp, null_threshold=even["null_threshold"],
+                     span_norm=whole["span_norm"] if whole else "window",
+                     window_prior=whole["window_prior"] if whole else 0.0)
+    calibrator, calibration = fit_calibrator(
+        [(decode(reader, pos_read, len(exs), chosen), exs), (decode(reader, docs_read, len(docs), chosen), docs)],
+        [(decode(reader, neg_read, len(foreign), chosen), foreign)])
+    return {"calibrator": calibrator.to_dict(), "calibration": calibration, "by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
             "span_norm": whole["span_norm"] if whole else "window",
             "whole_articles": whole, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2),
             "f1": round(float(f1s.mean()) * 100, 2), "length_penalty": lp, "by_length_penalty": by_penalty,
@@ -159,14 +172,13 @@ def score(results: list[dict], examples: list[QAExample]) -> tuple[float, np.nda
     return em, np.array([f1_score(p, e.answers) for p, e in zip(preds, examples)])
 
 
-def choose_window_prior(reader: ExtractiveReader, examples: list[QAExample], window_params: WindowParams,
+def choose_window_prior(reader: ExtractiveReader, docs: list[QAExample], read: list[ContextLogits],
                         decode_params: DecodeParams, window_priors: tuple[float, ...],
                         span_norms: tuple[str, ...] = SPAN_NORMS) -> dict:
     """The span normalisation and window prior with the best F1 on the questions asked of their
-    whole articles (ties go to "window" and to the weaker prior), with the EM/F1 of every pair
-    tried (``by_window_prior``: normalisation -> prior -> scores)."""
-    docs = join_articles(examples)
-    read = read_contexts(reader, docs, replace(window_params, score_windows=True), "dev whole articles")
+    whole articles (``docs``, read with window scoring on as ``read``; ties go to "window" and to
+    the weaker prior), with the EM/F1 of every pair tried (``by_window_prior``: normalisation ->
+    prior -> scores)."""
     table: dict[str, dict[str, dict]] = {}
     f1: dict[tuple[str, float], float] = {}
     for norm in span_norms:
@@ -181,7 +193,8 @@ def choose_window_prior(reader: ExtractiveReader, examples: list[QAExample], win
             "windows_per_question": round(windows / len(docs), 2)}
 
 
-TUNED_SETTINGS = ("max_seq_len", "doc_stride", "length_penalty", "span_norm", "window_prior", "null_threshold")
+TUNED_SETTINGS = ("max_seq_len", "doc_stride", "length_penalty", "span_norm", "window_prior", "null_threshold",
+                  "calibrator")
 
 
 def write_inference_settings(model_dir: str | Path, report: dict, dev: str) -> Path:

@@ -1,0 +1,52 @@
+"""The calibrator: monotone in the model's own scores, round-trips through JSON, and the metrics
+that judge it (ECE, AUROC)."""
+import numpy as np
+import pytest
+
+from eval.metrics import auroc, expected_calibration_error, reliability_bins
+from models.calibration import FEATURES, MONOTONE, Calibrator, span_features
+
+
+def fitted(seed: int = 0) -> tuple[Calibrator, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3000, len(FEATURES)))
+    logit = 1.5 * x[:, 0] + 0.8 * x[:, 2] - 0.4 * x[:, 1] + 0.3 * x[:, 3]    # one wrong-signed feature
+    right = (rng.random(3000) < 1 / (1 + np.exp(-logit))).astype(int)
+    null = (rng.random(3000) < 1 / (1 + np.exp(logit))).astype(int)
+    return Calibrator.fit(x, right, null), x, right
+
+
+def test_calibrator_is_monotone_in_the_models_scores():
+    cal, x, _ = fitted()
+    base = np.zeros(len(FEATURES))
+    for f in range(MONOTONE):
+        grid = np.tile(base, (50, 1))
+        grid[:, f] = np.linspace(-4, 4, 50)
+        p_right, p_null = cal.right(grid), cal.null(grid)
+        assert np.all(np.diff(p_right) >= -1e-12), f"P(right) falls as {FEATURES[f]} rises"
+        assert np.all(np.diff(p_null) <= 1e-12), f"P(not in article) rises as {FEATURES[f]} rises"
+
+
+def test_calibrator_fits_probabilities_and_round_trips():
+    cal, x, right = fitted()
+    p = cal.right(x)
+    assert expected_calibration_error(p, right) < 0.03
+    again = Calibrator.from_dict(cal.to_dict())
+    assert np.allclose(again.right(x), p, atol=1e-5)
+    with pytest.raises(ValueError, match="refit"):
+        Calibrator.from_dict({**cal.to_dict(), "features": ["other"]})
+
+
+def test_span_features_grow_with_the_span_score():
+    low, high = span_features(0.01, 0.1, 0.5), span_features(0.2, 0.1, 0.5)
+    assert (high[:MONOTONE] >= low[:MONOTONE]).all() and high[0] > low[0]
+
+
+def test_ece_and_auroc_on_known_cases():
+    assert expected_calibration_error([0.9, 0.9, 0.1, 0.1], [1, 1, 0, 0]) == pytest.approx(0.1)
+    assert expected_calibration_error([1.0, 0.0], [1, 0]) == 0.0
+    assert auroc([0.9, 0.8, 0.2], [1, 1, 0]) == 1.0
+    assert auroc([0.2, 0.8, 0.9], [1, 0, 0]) == 0.0
+    assert auroc([0.5, 0.5], [1, 0]) == 0.5
+    bins = reliability_bins([0.05, 0.95, 0.97], [0, 1, 0])
+    assert bins[0]["count"] == 1 and bins[9]["count"] == 2 and bins[9]["accuracy"] == 0.5
