@@ -8,7 +8,10 @@ ask it. Input is checked here, once, before any model runs; inference runs one r
 from __future__ import annotations
 
 import os
+import queue
 import threading
+import time
+from concurrent.futures import Future
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -50,6 +53,7 @@ class ArticleQA:
         # core, and a fast tokenizer must not be reconfigured by two threads at once
         self.reader: ExtractiveReader | None = None
         self.summarizer = None
+        self.batcher: RequestBatcher | None = None
 
     def _dev(self) -> str:
         if not self._device_checked:
@@ -68,7 +72,8 @@ class ArticleQA:
         with self._lock:
             if self.reader is None:
                 ref = self.profile.qa.model
-                r = ExtractiveReader(self.profile.qa, self.profile.resolve_model(ref) if ref else None, self._dev())
+                r = ExtractiveReader(self.profile.qa, self.profile.resolve_model(ref) if ref else None, self._dev(),
+                                     self.profile.runtime.dtype)
                 r.warm_up()
                 self.reader = r
             return self.reader
@@ -115,8 +120,11 @@ class ArticleQA:
         qs = [check_question(q, lim.max_question_chars) for q in questions]
         check_int_range("top_k", top_k, TOP_K_RANGE)
         reader = self._reader()
-        with self._running():
-            results = reader.run(text, qs, top_k, progress=progress)
+        if self.profile.runtime.batch_wait_ms > 0:
+            results = self._batcher(reader).submit(text, qs, top_k, progress)
+        else:
+            with self._running():
+                results = reader.run(text, qs, top_k, progress=progress)
         for q, r in zip(qs, results):
             r["question"] = q
         return results
@@ -129,6 +137,13 @@ class ArticleQA:
         summarizer = self._summarizer()
         with self._running():
             return summarizer.run(text, max_words)
+
+    def _batcher(self, reader: ExtractiveReader) -> RequestBatcher:
+        with self._lock:
+            if self.batcher is None:
+                rt = self.profile.runtime
+                self.batcher = RequestBatcher(reader, self._running, rt.batch_wait_ms / 1000, rt.batch_requests)
+            return self.batcher
 
     @contextmanager
     def _running(self):
@@ -146,6 +161,49 @@ class ArticleQA:
                 idle = self._waiting == 0
             if idle and self.profile.runtime.release_memory:
                 release_free_memory()
+
+
+class RequestBatcher:
+    """Cross-request batching: questions from concurrent requests are read in the same forward
+    passes. The first request waits up to ``wait_s`` for others (at most ``max_requests`` in all);
+    one worker thread then answers them together (``ExtractiveReader.run_batch``) and hands each
+    caller its own results, or its own error. 20 users asking at once thus share a few large
+    forward passes instead of waiting for 20 small ones in turn."""
+
+    def __init__(self, reader: ExtractiveReader, running, wait_s: float, max_requests: int):
+        self.reader, self.running = reader, running
+        self.wait_s, self.max_requests = wait_s, max(1, max_requests)
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="qa-batcher", daemon=True)
+        self.thread.start()
+
+    def submit(self, article: str, questions: list[str], top_k: int | None,
+               progress: Callable[[int, int], None] | None = None) -> list[dict]:
+        """Answer one request; blocks until its batch is done. Raises what the request raised."""
+        job: Future = Future()
+        self.queue.put((article, questions, top_k, progress, job))
+        return job.result()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            deadline = time.monotonic() + self.wait_s
+            while len(batch) < self.max_requests:
+                try:
+                    batch.append(self.queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            try:
+                with self.running():
+                    results = self.reader.run_batch([(a, q, k) for a, q, k, _, _ in batch],
+                                                    [p for _, _, _, p, _ in batch])
+            except Exception as exc:       # the whole batch failed (e.g. out of memory): tell everyone
+                results = [exc] * len(batch)
+            for (*_, job), result in zip(batch, results):
+                if isinstance(result, Exception):
+                    job.set_exception(result)
+                else:
+                    job.set_result(result)
 
 
 _ENGINES: dict[str, ArticleQA] = {}

@@ -54,7 +54,10 @@ class SummarizerSettings:
 class RuntimeSettings:
     device: str = "auto"              # "auto" (GPU when present), "cpu", "cuda"
     threads: int = 0                  # torch CPU threads; 0 = torch's default
-    release_memory: bool = True       # give freed memory back to the OS when the last request ends (serve/memory.py)
+    dtype: str = "float32"            # the reader's weights: "float32", "bfloat16", or "auto" (bfloat16 where the CPU computes it natively)
+    release_memory: bool = True       # give freed memory back to the OS when the last request ends (models/memory.py)
+    batch_wait_ms: float = 0.0        # cross-request batching: wait this long for other requests to read with; 0 = off
+    batch_requests: int = 16          # cross-request batching: at most this many requests in one batch
 
 
 @dataclass
@@ -179,4 +182,6 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
         raise ValueError(f"{path}: summarizer.method must be 'extractive' or 'abstractive'")
     if prof.runtime.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"{path}: runtime.device must be auto, cpu or cuda")
+    if prof.runtime.dtype not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"{path}: runtime.dtype must be auto, float32 or bfloat16")
     return prof

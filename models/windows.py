@@ -221,6 +221,25 @@ def build_windows(template: PairTemplate, questions: list[list[int]], article: A
                    np.asarray(sample, dtype=np.int64))
 
 
+def concat_windows(parts: list[Windows]) -> tuple[Windows, list[int]]:
+    """Several requests' windows as one batch: (windows, offsets) where request ``i``'s question
+    ``q`` is question ``offsets[i] + q`` of the result. Relevance is kept only if every part has it."""
+    offsets, total = [], 0
+    for p in parts:
+        offsets.append(total)
+        total += int(p.sample.max()) + 1 if len(p) else 0
+    rel = [p.relevance for p in parts]
+    return Windows(
+        input_ids=[x for p in parts for x in p.input_ids],
+        token_type_ids=None if any(p.token_type_ids is None for p in parts)
+        else [x for p in parts for x in p.token_type_ids],
+        offsets=[x for p in parts for x in p.offsets],
+        context_mask=[x for p in parts for x in p.context_mask],
+        sample=np.concatenate([p.sample + o for p, o in zip(parts, offsets)]) if parts else np.zeros(0, np.int64),
+        relevance=np.concatenate(rel) if rel and all(r is not None for r in rel) else None,
+    ), offsets
+
+
 def select_windows(windows: Windows, keep: np.ndarray | None = None,
                    relevance: np.ndarray | None = None) -> Windows:
     """The windows where ``keep`` is True (question-aware window selection; None keeps all),

@@ -216,3 +216,48 @@ def test_not_found_never_shows_a_candidate_surer_than_the_no_answer(tiny_profile
     assert r["answer"] is None and r["answers"]
     assert r["score"] == r["no_answer_score"]
     assert all(a["score"] <= 1 - r["score"] + 1e-6 and not a["selected"] for a in r["answers"])
+
+
+def test_batching_across_requests_gives_each_request_its_own_answers(tiny_profile, seed_article):
+    """Requests sent at once from several threads are read in shared forward passes and get
+    exactly what each would get alone; a bad request among them is refused alone."""
+    import threading
+    from dataclasses import replace
+
+    from models.engine import ArticleQA
+    from models.profiles import load_profile
+    from models.text import InputError
+    prof = load_profile(tiny_profile)
+    alone = ArticleQA(prof)
+    batched = ArticleQA(replace(prof, runtime=replace(prof.runtime, batch_wait_ms=200.0, batch_requests=8)))
+    other = long_article(600)
+    jobs = [(seed_article, ["What did Putin give Kim?"]), (other, ["Who signed the treaty?", "Where?"]),
+            (seed_article, ["Who is Kim's sister?", "What gifts were exchanged?"]), ("", ["Who?"]),
+            (other, ["What did the minister say?"])]
+    want = [alone.predict_many(a, q) if a else None for a, q in jobs]
+    got: list = [None] * len(jobs)
+    calls = []
+    original = batched._reader().run_batch
+
+    def spy(requests, progress=None):
+        calls.append(len(requests))
+        return original(requests, progress)
+    batched.reader.run_batch = spy
+
+    def ask(i):
+        try:
+            got[i] = batched.predict_many(*jobs[i])
+        except InputError as exc:
+            got[i] = exc
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert max(calls) > 1, "some requests shared a batch"
+    assert isinstance(got[3], InputError)
+    for w, g in zip(want, got):
+        if w is None:
+            continue
+        assert [(r["answer"], r["start"], r["end"]) for r in g] == [(r["answer"], r["start"], r["end"]) for r in w]
+        assert [r["score"] for r in g] == pytest.approx([r["score"] for r in w], abs=1e-5)

@@ -451,8 +451,9 @@ def main(argv=None) -> None:
     bar.close()
 
     final = out / "model"
-    if args.lora_rank:
-        export_adapter(model, tok, final, base_ref)
+    if hasattr(model, "peft_config"):
+        from models.adapters import adapter_base, is_adapter_folder
+        export_adapter(model, tok, final, adapter_base(base) if is_adapter_folder(base) else base_ref)
     else:
         export_fp16(model, tok, final)
     print(f"saved {final}", flush=True)
@@ -485,23 +486,29 @@ def _save_checkpoint(model, opt, sched, step: int, ckpt: Path) -> None:
 def load_trainable(base: str, lora_rank: int, lora_alpha: float, lora_dropout: float, precision: str):
     """The model to train: the base with a new span head, fully trainable in float32, or (with
     ``lora_rank``) frozen with a LoRA adapter on every encoder linear layer and the head trained
-    in full. With LoRA and bf16 the frozen base is stored in bf16 (no per-step casts; the
-    trainable adapter and head stay float32)."""
+    in full; a ``base`` that is itself an adapter folder is trained further (its own base frozen).
+    With LoRA and bf16 the frozen base is stored in bf16 (no per-step casts; the trainable adapter
+    and head stay float32)."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
     # float32 always for full training: a float16 base (such as a shipped model continued for
     # another epoch) would otherwise train in half precision on the CPU.
-    frozen_dtype = torch.bfloat16 if (lora_rank and precision == "bf16") else torch.float32
-    model = AutoModelForQuestionAnswering.from_pretrained(base, use_safetensors=True, dtype=frozen_dtype)
-    if not lora_rank:
+    from models.adapters import HEAD_MODULES, LORA_TARGETS, adapter_base, is_adapter_folder, resolve_model_ref
+    continuing = is_adapter_folder(base)           # another stage on an adapter: train it further
+    frozen_dtype = torch.bfloat16 if ((lora_rank or continuing) and precision == "bf16") else torch.float32
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        resolve_model_ref(adapter_base(base)) if continuing else base, use_safetensors=True, dtype=frozen_dtype)
+    if continuing:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, base, is_trainable=True)
+    elif not lora_rank:
         return model
-    from peft import LoraConfig, get_peft_model
-
-    from models.adapters import HEAD_MODULES, LORA_TARGETS
-    config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                        target_modules=LORA_TARGETS, modules_to_save=HEAD_MODULES)
-    model = get_peft_model(model, config)
+    else:
+        from peft import LoraConfig, get_peft_model
+        config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                            target_modules=LORA_TARGETS, modules_to_save=HEAD_MODULES)
+        model = get_peft_model(model, config)
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()

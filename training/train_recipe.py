@@ -34,16 +34,21 @@ def stage_argv(stage: dict, outs: dict[str, Path]) -> list[str]:
     Returns:
         argv for ``training.train_qa.main``, always with ``--resume``.
     Raises:
-        ValueError: ``base`` names no earlier stage, or ``args`` sets ``out``/``base`` itself.
+        ValueError: ``base`` names no earlier stage (nor a ``package:`` base), or ``args`` sets
+            ``out``/``base`` itself.
     """
     args = dict(stage.get("args") or {})
     if {"out", "base"} & set(args):
         raise ValueError(f"stage {stage['name']}: give out/base at the stage level, not in args")
     argv = ["--out", str(stage["out"])]
     if stage.get("base"):
-        if stage["base"] not in outs:
-            raise ValueError(f"stage {stage['name']}: base {stage['base']!r} is not an earlier stage")
-        argv += ["--base", str(outs[stage["base"]] / "model")]
+        base = str(stage["base"])
+        if base.startswith("package:"):            # a packaged base encoder (models/packaged_base.py)
+            argv += ["--base", base]
+        elif base not in outs:
+            raise ValueError(f"stage {stage['name']}: base {base!r} is not an earlier stage or a package: reference")
+        else:
+            argv += ["--base", str(outs[base] / "model")]
     for key, value in args.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
@@ -68,7 +73,7 @@ def run_recipe(path: str | Path, install: str | Path | None = None, dry_run: boo
     for stage in recipe["stages"]:
         argv = stage_argv(stage, outs)
         outs[stage["name"]] = Path(stage["out"])
-        done = (Path(stage["out"]) / "model" / "config.json").exists()
+        done = any((Path(stage["out"]) / "model" / f).exists() for f in ("config.json", "adapter_config.json"))
         print(f"[{stage['name']}] {'done, skipped' if done else 'python -m training.train_qa ' + ' '.join(argv)}",
               flush=True)
         if not done and not dry_run:

@@ -101,7 +101,7 @@ def best_threshold(pos_margin: np.ndarray, pos_f1: np.ndarray, neg_margin: np.nd
 def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len: int = 384,
                         doc_stride: int = 128, seed: int = 13, limit: int = 0,
                         length_penalties: tuple[float, ...] = LENGTH_PENALTIES,
-                        window_priors: tuple[float, ...] = WINDOW_PRIORS) -> dict:
+                        window_priors: tuple[float, ...] = WINDOW_PRIORS, dtype: str = "float32") -> dict:
     """Score a model on a dev set (EM/F1, answer always given), pick its length prior (best F1),
     its null threshold at that prior, and its window prior on the dev questions asked of their
     whole articles (skipped when ``window_priors`` is empty).
@@ -114,7 +114,7 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     """
     settings = QASettings(model=str(model_dir), max_seq_len=max_seq_len, doc_stride=doc_stride,
                           null_threshold=-1e9)
-    reader = ExtractiveReader(settings, str(model_dir))
+    reader = ExtractiveReader(settings, str(model_dir), dtype=dtype)
     reader.warm_up()
     window_params, decode_params = reader.sanitize()
     exs = [e for e in read_squad(dev_path) if e.answers]
@@ -162,7 +162,7 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
             "whole_articles": whole, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2),
             "f1": round(float(f1s.mean()) * 100, 2), "length_penalty": lp, "by_length_penalty": by_penalty,
             "null_threshold": even["null_threshold"], "v2_score_at_threshold": even["score"],
-            "max_seq_len": max_seq_len, "doc_stride": doc_stride}
+            "max_seq_len": max_seq_len, "doc_stride": doc_stride, "dtype": dtype}
 
 
 def score(results: list[dict], examples: list[QAExample]) -> tuple[float, np.ndarray]:
@@ -224,6 +224,8 @@ def main(argv=None) -> None:
                    help="comma-separated length priors to try (0 = none)")
     p.add_argument("--window-priors", default=",".join(map(str, WINDOW_PRIORS)),
                    help="comma-separated window priors to try on whole articles ('' = skip that step)")
+    p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"],
+                   help="the reader's weights while tuning: use what the profile serves with (runtime.dtype)")
     p.add_argument("--out", help="write the report (JSON) here too")
     p.add_argument("--write", action="store_true",
                    help=f"save the chosen settings beside the weights ({INFERENCE_FILE}), where every "
@@ -232,7 +234,7 @@ def main(argv=None) -> None:
     penalties = tuple(float(v) for v in args.length_penalties.split(","))
     priors = tuple(float(v) for v in args.window_priors.split(",") if v.strip())
     report = tune_null_threshold(args.model, args.dev, args.max_seq_len, args.doc_stride, limit=args.limit,
-                                 length_penalties=penalties, window_priors=priors)
+                                 length_penalties=penalties, window_priors=priors, dtype=args.dtype)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
