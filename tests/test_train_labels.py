@@ -213,6 +213,38 @@ def test_training_with_distractors_runs_and_resumes(tmp_path, tiny_profile):
     assert state["step"] == 4
 
 
+def test_lora_training_saves_an_adapter_that_resumes_and_continues(tmp_path, tiny_profile):
+    """--lora-rank trains an adapter on the frozen base (bf16 autocast where asked), saves it
+    with its base's name, resumes from its checkpoint, and a later stage trains it further."""
+    import json
+
+    import torch
+
+    from models.loading import load_pretrained
+    from models.profiles import load_profile
+    from training.train_qa import main
+    base = load_profile(tiny_profile).resolve_model(load_profile(tiny_profile).qa.model)
+    args = ["--train", SAMPLE, "--base", base, "--out", str(tmp_path / "lora"), "--lora-rank", "4",
+            "--batch-size", "8", "--max-seq-len", "96", "--doc-stride", "24", "--limit", "40",
+            "--checkpoint-every", "2", "--lr", "1e-2", "--threads", "1", "--precision", "bf16"]
+    main(args + ["--max-steps", "2"])
+    main(args + ["--max-steps", "4", "--resume"])
+    assert torch.load(tmp_path / "lora" / "checkpoint" / "state.pt", weights_only=True)["step"] == 4
+    adapter = tmp_path / "lora" / "model"
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == base
+    assert (adapter / "adapter_model.safetensors").stat().st_size < 200_000, "only the adapter is saved"
+    _, merged = load_pretrained(str(adapter), "qa")
+    _, plain = load_pretrained(base, "qa")
+    ids = torch.randint(5, 1000, (1, 20))
+    with torch.no_grad():
+        assert not torch.allclose(merged(input_ids=ids).start_logits, plain(input_ids=ids).start_logits)
+    main(["--train", SAMPLE, "--base", str(adapter), "--out", str(tmp_path / "stage2"), "--batch-size", "8",
+          "--max-seq-len", "96", "--doc-stride", "24", "--limit", "40", "--max-steps", "2", "--lr", "1e-2",
+          "--threads", "1", "--precision", "fp32"])
+    stage2 = json.loads((tmp_path / "stage2" / "model" / "adapter_config.json").read_text())
+    assert stage2["base_model_name_or_path"] == base, "the second stage names the original base"
+
+
 @pytest.mark.parametrize("pred,gold,em,f1", [
     ("the Aurus limo", ["Aurus limo"], 1.0, 1.0),
     ("“strongest ever treaty”", ['"strongest ever treaty"'], 1.0, 1.0),
