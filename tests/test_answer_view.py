@@ -1,0 +1,71 @@
+"""The answer view's HTML, checked without a browser: the article shown once and escaped, marks
+inline and labelled, overlaps showing every question, links to marks, consistent "Not found"."""
+import html
+import re
+
+from serve.answer_view import answer_marks, render_answers, render_article, render_view, segments
+
+ARTICLE = "Putin gave Kim an Aurus limo.\n\nKim gave <b>Putin</b> artworks & a dog."
+
+
+def result(question, spans, answered=True, score=0.8, null=0.1):
+    answers = [{"answer": ARTICLE[s:e], "start": s, "end": e, "selected": True, "score": score,
+                "sentence": None} for s, e in spans]
+    return {"question": question, "answer": answers[0]["answer"] if answered and answers else None,
+            "score": score if answered else null, "answers": answers if answered else
+            [{**a, "selected": False, "score": min(a["score"], 1 - null)} for a in answers],
+            "sentence": "Putin gave Kim an Aurus limo."}
+
+
+def visible_text(fragment: str) -> str:
+    body = fragment.split('<div class="article">', 1)[1]
+    body = re.sub(r'<span class="qlabel"[^>]*>Q\d+</span>', "", body)
+    return html.unescape(re.sub(r"<[^>]+>", "", body))
+
+
+def test_article_is_shown_once_escaped_with_paragraphs():
+    limo = (ARTICLE.index("Aurus"), ARTICLE.index("limo") + 4)
+    view = render_article(ARTICLE, [result("What did Putin give?", [limo])])
+    assert visible_text(view) == ARTICLE
+    assert "<b>Putin</b>" not in view and "&lt;b&gt;Putin&lt;/b&gt;" in view
+    assert "\n\n" in view and "<br" not in view
+
+
+def test_overlapping_answers_of_two_questions_are_both_marked():
+    limo = (ARTICLE.index("Aurus"), ARTICLE.index("limo") + 4)
+    gift = (ARTICLE.index("an Aurus"), ARTICLE.index("limo") + 4)
+    view = render_article(ARTICLE, [result("Q?", [limo]), result("Gift?", [gift])])
+    assert 'data-q="Q1 Q2"' in view and 'data-q="Q2"' in view
+    assert view.count('class="qlabel"') == 2
+    assert 'id="q1-a0"' in view and 'id="q2-a0"' in view
+    shared = re.search(r'<mark[^>]*data-q="Q1 Q2"[^>]*>([^<]*)</mark>', view).group(1)
+    assert shared == "Aurus limo"
+
+
+def test_segments_cover_the_text_once():
+    cuts = segments(20, [(2, 8), (5, 12)])
+    assert [(s, e) for s, e, _ in cuts] == [(0, 2), (2, 5), (5, 8), (8, 12), (12, 20)]
+    assert [sorted(c) for _, _, c in cuts] == [[], [0], [0, 1], [1], []]
+
+
+def test_not_found_is_consistent_and_not_marked():
+    limo = (ARTICLE.index("Aurus"), ARTICLE.index("limo") + 4)
+    r = result("Capital of France?", [limo], answered=False, null=0.9)
+    assert answer_marks([r]) == []
+    shown = render_answers([r])
+    assert "Not found in the article" in shown and "90%" in shown
+    assert re.findall(r"\((\d+)%\)", shown) == ["10"], "the candidate is shown at most 1 - 90%"
+
+
+def test_answer_links_point_at_their_marks():
+    limo = (ARTICLE.index("Aurus"), ARTICLE.index("limo") + 4)
+    art = (ARTICLE.index("artworks"), ARTICLE.index("artworks") + 8)
+    rs = [result("Gifts?", [limo, art])]
+    links = re.findall(r'href="#([^"]+)"', render_answers(rs))
+    view = render_view(ARTICLE, rs)
+    assert links == ["q1-a0", "q1-a1"] and all(f'id="{i}"' in view for i in links)
+
+
+def test_summary_sentences_are_marked_too():
+    view = render_view(ARTICLE, [], [(0, ARTICLE.index(".") + 1)])
+    assert '<span class="summary-sentence">Putin gave Kim an Aurus limo.</span>' in view
