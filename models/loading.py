@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -60,6 +61,19 @@ def resolve_local(name: str) -> tuple[str, bool]:
         return name, False
 
 
+@contextmanager
+def quiet_transformers():
+    """Silence transformers' load report (its "MISSING qa_outputs" for a base whose head an
+    adapter brings would alarm a user); errors still raise."""
+    from transformers.utils import logging as hf_logging
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def load_pretrained(name: str, kind: str, device: str = "cpu"):
     """Load ``(tokenizer, model)`` for a task.
 
@@ -89,8 +103,9 @@ def load_pretrained(name: str, kind: str, device: str = "cpu"):
         if local and is_adapter_folder(source):
             # a LoRA adapter: load its base (assembled from packages if need be), merge the update
             base = resolve_model_ref(adapter_base(source))
-            model = classes[kind].from_pretrained(base, use_safetensors=True, dtype=dtype or "auto",
-                                                  trust_remote_code=False, local_files_only=True)
+            with quiet_transformers():   # the base has no span head yet: the adapter brings it
+                model = classes[kind].from_pretrained(base, use_safetensors=True, dtype=dtype or "auto",
+                                                      trust_remote_code=False, local_files_only=True)
             model = merge_adapter(model, source)
         else:
             model = classes[kind].from_pretrained(source, use_safetensors=True, dtype=dtype or "auto", **kwargs)
