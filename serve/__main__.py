@@ -1,6 +1,7 @@
 """Command line: ``python -m serve [--profile P] [--host H] [--port N]`` serves the web page;
 ``python -m serve download --profile hub`` fetches a profile's hub models ahead of time;
-``python -m serve ask "question" [--article FILE]`` answers from the terminal."""
+``python -m serve ask "question" [--article FILE]`` answers from the terminal;
+``python -m serve batch --articles A.jsonl --questions Q.txt --out OUT.jsonl`` answers a corpus."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     ask = sub.add_parser("ask", help="answer a question about an article file (default: the seed article)")
     ask.add_argument("question")
     ask.add_argument("--article", default=str(EXAMPLE_ARTICLE))
+    batch = sub.add_parser("batch", help="answer questions for every article of a JSONL corpus (resumable)")
+    batch.add_argument("--articles", required=True, help="JSONL: one {\"id\", \"article\"} a line")
+    batch.add_argument("--questions", required=True, help="text file: one question a line")
+    batch.add_argument("--out", required=True, help="JSONL answers; rerunning skips the articles already in it")
     args = p.parse_args(argv)
 
     from models.loading import ModelLoadError
@@ -30,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "download":
             from serve.download import download_profile
             return download_profile(args.profile)
+        if args.command == "batch":
+            from models.engine import get_engine
+            from serve.batch import run_corpus
+            counts = run_corpus(get_engine(args.profile), args.articles, args.questions, args.out)
+            print(f"{counts['answered']} articles answered ({counts['errors']} with errors), "
+                  f"{counts['skipped']} already done, {counts['rows']} rows written to {args.out}")
+            return 0
         if args.command == "ask":
             from serve.api import predict
             r = predict(Path(args.article).read_bytes(), args.question, profile=args.profile)

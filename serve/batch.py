@@ -1,0 +1,105 @@
+"""Corpus mode: the same questions asked of every article of a corpus, answers written as JSONL.
+
+    python -m serve batch --articles articles.jsonl --questions questions.txt --out answers.jsonl
+
+``articles.jsonl`` holds one JSON object a line with ``id`` and ``article`` (or ``text``);
+``questions.txt`` one question a line. ``answers.jsonl`` gets one row per (article, question):
+``id``, ``question`` and the fields of ``predict`` (``answer``, ``score``, ``start``, ``end``,
+``sentence``), or ``error`` for an article that cannot be read (it never stops the run).
+
+Resumable: an article's rows are written together (one write, flushed) once it is answered, and a
+rerun skips the articles whose rows are already in ``--out``, so after a crash or Ctrl+C nothing
+is written twice and nothing is lost; a line cut short by a crash is dropped before resuming.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from models.text import InputError
+
+ROW_FIELDS = ("answer", "score", "start", "end", "sentence")
+
+
+def read_articles(path: str | Path) -> Iterator[tuple[str, object]]:
+    """(id, article) per line of a JSONL file; a line that is not a JSON object with an id gives
+    (its line id, an InputError) so that it becomes error rows."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield f"line-{n}", InputError(f"line {n} is not JSON: {exc.msg}")
+                continue
+            if not isinstance(obj, dict) or "id" not in obj:
+                yield f"line-{n}", InputError(f"line {n} has no 'id'")
+                continue
+            yield str(obj["id"]), obj.get("article", obj.get("text"))
+
+
+def read_questions(path: str | Path) -> list[str]:
+    """One question per non-empty line."""
+    qs = [q.strip() for q in Path(path).read_text(encoding="utf-8").splitlines() if q.strip()]
+    if not qs:
+        raise InputError(f"{path} holds no question")
+    return qs
+
+
+def done_ids(out: Path) -> set[str]:
+    """Ids of the articles whose rows are already in ``out``; a last line cut short by a crash is
+    removed from the file first."""
+    if not out.exists():
+        return set()
+    data = out.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        with open(out, "r+b") as f:
+            f.truncate(cut)
+        data = data[:cut]
+    return {json.loads(line)["id"] for line in data.decode("utf-8").splitlines() if line.strip()}
+
+
+def answer_rows(engine, article_id: str, article: object, questions: list[str]) -> list[dict]:
+    """The rows of one article: one per question, or one error row per question."""
+    try:
+        if isinstance(article, Exception):
+            raise article
+        cap = engine.profile.limits.max_questions
+        results = [r for k in range(0, len(questions), cap)
+                   for r in engine.predict_many(article, questions[k:k + cap])]
+        return [{"id": article_id, "question": q, **{k: r[k] for k in ROW_FIELDS}, "error": None}
+                for q, r in zip(questions, results)]
+    except (InputError, ValueError, TypeError) as exc:
+        return [{"id": article_id, "question": q, **{k: None for k in ROW_FIELDS}, "error": str(exc)}
+                for q in questions]
+
+
+def run_corpus(engine, articles: str | Path, questions: str | Path, out: str | Path,
+               progress: bool = True) -> dict:
+    """Answer every article not yet in ``out``; returns counts (articles answered, skipped,
+    with errors; rows written)."""
+    from tqdm import tqdm
+    qs = read_questions(questions)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    skip = done_ids(out)
+    counts = {"answered": 0, "skipped": 0, "errors": 0, "rows": 0}
+    with open(out, "a", encoding="utf-8") as f:
+        for article_id, article in tqdm(read_articles(articles), desc="articles", unit="article",
+                                        disable=not progress):
+            if article_id in skip:
+                counts["skipped"] += 1
+                continue
+            rows = answer_rows(engine, article_id, article, qs)
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            f.flush()
+            os.fsync(f.fileno())
+            skip.add(article_id)
+            counts["answered"] += 1
+            counts["errors"] += int(rows[0]["error"] is not None)
+            counts["rows"] += len(rows)
+    return counts
