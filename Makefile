@@ -28,7 +28,15 @@ run: $(STAMP)
 	@echo "Starting article-qa ($(PROFILE) profile): models load in under a minute, then open the address printed below; Ctrl+C stops it."
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2} $(BIN)/python -m serve --profile $(PROFILE)
 
-test: $(STAMP) browser
+SCALE := $(VENV)/.scale
+
+# the Ray extra (corpus mode and serving on Ray) is optional for users; the tests cover it
+$(SCALE): $(STAMP)
+	@echo "Installing the optional Ray extra for its tests ..."
+	$(BIN)/python -m pip install -q -e '.[test,scale]'
+	touch $(SCALE)
+
+test: $(STAMP) $(SCALE) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # the browser test drives Debian's chromium (never a downloaded browser); it skips with a reason if absent

@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--articles", required=True, help="JSONL: one {\"id\", \"article\"} a line")
     batch.add_argument("--questions", required=True, help="text file: one question a line")
     batch.add_argument("--out", required=True, help="JSONL answers; rerunning skips the articles already in it")
+    batch.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                       help="run on Ray Data (pip install -e '.[scale]'): local = this machine, auto = a "
+                            "running cluster or else local, or a cluster address; default: in-process")
+    batch.add_argument("--actors", type=int, default=2, help="with --ray: engine actors")
+    batch.add_argument("--threads-per-actor", type=int, default=1, help="with --ray: torch threads per actor")
     args = p.parse_args(argv)
 
     from models.loading import ModelLoadError
@@ -36,9 +41,14 @@ def main(argv: list[str] | None = None) -> int:
             from serve.download import download_profile
             return download_profile(args.profile)
         if args.command == "batch":
-            from models.engine import get_engine
-            from serve.batch import run_corpus
-            counts = run_corpus(get_engine(args.profile), args.articles, args.questions, args.out)
+            if args.ray:
+                from serve.ray_batch import run_corpus_ray
+                counts = run_corpus_ray(args.profile, args.articles, args.questions, args.out, args.ray,
+                                        args.actors, args.threads_per_actor)
+            else:
+                from models.engine import get_engine
+                from serve.batch import run_corpus
+                counts = run_corpus(get_engine(args.profile), args.articles, args.questions, args.out)
             print(f"{counts['answered']} articles answered ({counts['errors']} with errors), "
                   f"{counts['skipped']} already done, {counts['rows']} rows written to {args.out}")
             return 0

@@ -8,8 +8,10 @@
 ``sentence``), or ``error`` for an article that cannot be read (it never stops the run).
 
 Resumable: an article's rows are written together (one write, flushed) once it is answered, and a
-rerun skips the articles whose rows are already in ``--out``, so after a crash or Ctrl+C nothing
-is written twice and nothing is lost; a line cut short by a crash is dropped before resuming.
+rerun skips the articles whose rows are all in ``--out``, so after a crash or Ctrl+C nothing is
+written twice and nothing is lost: what a crash left unfinished (a line cut short, an article
+with only some of its rows) is removed before resuming. Article ids must be unique; a repeated id
+is answered once.
 """
 from __future__ import annotations
 
@@ -49,18 +51,29 @@ def read_questions(path: str | Path) -> list[str]:
     return qs
 
 
-def done_ids(out: Path) -> set[str]:
-    """Ids of the articles whose rows are already in ``out``; a last line cut short by a crash is
-    removed from the file first."""
+def done_ids(out: Path, n_questions: int) -> set[str]:
+    """Ids of the articles whose ``n_questions`` rows are all in ``out``. What a crash left
+    unfinished (a line cut short, an article with only some of its rows) is removed from the file
+    first (rewritten whole, then renamed into place), so that article is answered again."""
     if not out.exists():
         return set()
-    data = out.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        with open(out, "r+b") as f:
-            f.truncate(cut)
-        data = data[:cut]
-    return {json.loads(line)["id"] for line in data.decode("utf-8").splitlines() if line.strip()}
+    lines = out.read_bytes().split(b"\n")
+    rows = []
+    for line in lines[:-1]:              # the part after the last newline is a cut line, if any
+        try:
+            rows.append((json.loads(line)["id"], line))
+        except (ValueError, KeyError, TypeError):
+            continue
+    count: dict[str, int] = {}
+    for article_id, _ in rows:
+        count[article_id] = count.get(article_id, 0) + 1
+    done = {a for a, n in count.items() if n >= n_questions}
+    keep = [line for article_id, line in rows if article_id in done]
+    if len(keep) != len(lines) - 1 or lines[-1]:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(b"".join(line + b"\n" for line in keep))
+        tmp.replace(out)
+    return done
 
 
 def answer_rows(engine, article_id: str, article: object, questions: list[str]) -> list[dict]:
@@ -86,7 +99,7 @@ def run_corpus(engine, articles: str | Path, questions: str | Path, out: str | P
     qs = read_questions(questions)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    skip = done_ids(out)
+    skip = done_ids(out, len(qs))
     counts = {"answered": 0, "skipped": 0, "errors": 0, "rows": 0}
     with open(out, "a", encoding="utf-8") as f:
         for article_id, article in tqdm(read_articles(articles), desc="articles", unit="article",

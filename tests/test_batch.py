@@ -49,8 +49,9 @@ def test_resume_after_a_crash_writes_every_row_once(tmp_path, tiny_profile, seed
     run_corpus(get_engine(tiny_profile), articles, questions, out, progress=False)
     complete = out.read_text(encoding="utf-8")
     lines = complete.splitlines(keepends=True)
-    # a crash while writing the third article's rows: two articles done, a line cut in half
-    out.write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2], encoding="utf-8")
+    # a crash while writing the third article's rows: two articles done, the third with one of
+    # its two rows and a second line cut in half
+    out.write_text("".join(lines[:5]) + lines[5][: len(lines[5]) // 2], encoding="utf-8")
     code = serve_main(["--profile", tiny_profile, "batch", "--articles", str(articles),
                        "--questions", str(questions), "--out", str(out)])
     assert code == 0
