@@ -27,6 +27,9 @@ import numpy as np
 
 FEATURES = ("log_score", "log_share", "log_margin", "relevance")
 MONOTONE = 3        # the first MONOTONE features are the model's own scores: sign-constrained
+# the share of questions whose answer is not in the article that the no-answer probability
+# assumes: as many as answerable ones, as the null threshold's choice (training.tune) does
+NULL_PRIOR = 0.5
 _FLOOR = 1e-9
 
 
@@ -114,10 +117,19 @@ class Calibrator:
         return cls(Logistic.from_dict(d["right"]), Logistic.from_dict(d["null"]))
 
     @classmethod
-    def fit(cls, features: np.ndarray, right: np.ndarray, unanswerable: np.ndarray) -> Calibrator:
-        """Fit both regressions on the best span of each development question."""
-        return cls(Logistic(*fit_logistic(features, right, +1.0)),
-                   Logistic(*fit_logistic(features, unanswerable, -1.0)))
+    def fit(cls, features: np.ndarray, right: np.ndarray, unanswerable: np.ndarray,
+            null_prior: float = NULL_PRIOR) -> Calibrator:
+        """Fit both regressions on the best span of each development question.
+
+        ``null`` is then moved from the development set's share of unanswerable questions to
+        ``null_prior`` (a shift of its intercept by the difference in log-odds), so that "not in
+        the article" is said when it is the likelier of the two under that prior: the engine
+        answers when ``p_null < 0.5``."""
+        right_model = Logistic(*fit_logistic(features, right, +1.0))
+        w, b, mean, scale = fit_logistic(features, unanswerable, -1.0)
+        share = float(np.clip(np.mean(unanswerable), 1e-6, 1 - 1e-6))
+        b += math.log(null_prior / (1 - null_prior)) - math.log(share / (1 - share))
+        return cls(right_model, Logistic(w, b, mean, scale))
 
 
 def reliability_bins(probs, outcomes, bins: int = 10) -> list[dict]:
