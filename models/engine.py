@@ -109,6 +109,21 @@ class ArticleQA:
             InputError: bad input, with a message for the user.
             ModelLoadError: the profile's reader cannot be loaded.
         """
+        text, qs = self.check_questions(article, questions, top_k)
+        reader = self._reader()
+        if self.profile.runtime.batch_wait_ms > 0:
+            results = self._batcher(reader).submit(text, qs, top_k, progress)
+        else:
+            with self._running():
+                results = reader.run(text, qs, top_k, progress=progress)
+        for q, r in zip(qs, results):
+            r["question"] = q
+        return results
+
+    def check_questions(self, article: str | bytes, questions: list[str], top_k: int | None = None
+                        ) -> tuple[str, list[str]]:
+        """The checks of ``predict_many`` (before any model runs): (article text, questions
+        stripped). Raises InputError with a message for the user."""
         lim = self.profile.limits
         text = decode_article(article, lim.max_article_chars)
         if isinstance(questions, str) or not isinstance(questions, (list, tuple)):
@@ -119,15 +134,7 @@ class ArticleQA:
             raise InputError(f"{len(questions)} questions at once; the limit is {lim.max_questions}.")
         qs = [check_question(q, lim.max_question_chars) for q in questions]
         check_int_range("top_k", top_k, TOP_K_RANGE)
-        reader = self._reader()
-        if self.profile.runtime.batch_wait_ms > 0:
-            results = self._batcher(reader).submit(text, qs, top_k, progress)
-        else:
-            with self._running():
-                results = reader.run(text, qs, top_k, progress=progress)
-        for q, r in zip(qs, results):
-            r["question"] = q
-        return results
+        return text, qs
 
     def summarize(self, article: str | bytes, max_words: int | None = None) -> dict:
         """Summarize an article within ``max_words`` (``MAX_WORDS_RANGE``; default: the

@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=int(os.environ.get("ARTICLE_QA_PORT", "7860")))
     p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
                    help="require a login (default: $ARTICLE_QA_AUTH; off when neither is set)")
+    p.add_argument("--replicas", type=int, default=0,
+                   help="answer with this many Ray Serve replicas of the engine (pip install -e '.[scale]'); "
+                        "0 = in this process")
+    p.add_argument("--ray-address", default="local", help="with --replicas: local, auto or a cluster address")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("download", help="fetch the profile's hub models into the Hugging Face cache")
     ask = sub.add_parser("ask", help="answer a question about an article file (default: the seed article)")
@@ -66,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         from models.memory import limit_arenas
         if "MALLOC_ARENA_MAX" not in os.environ:
             limit_arenas(2)   # before the web server starts its threads (serve/memory.py)
-        launch(args.profile, args.host, args.port, auth=parse_auth(args.auth) if args.auth else None)
+        engine = None
+        if args.replicas:
+            from serve.ray_serve import start_replicas
+            print(f"Starting {args.replicas} Ray Serve replica(s) of the {args.profile} engine ...", flush=True)
+            engine = start_replicas(args.profile, args.replicas, args.ray_address)
+        launch(args.profile, args.host, args.port, auth=parse_auth(args.auth) if args.auth else None, engine=engine)
         return 0
     except (ModelLoadError, InputError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -223,8 +223,10 @@ def auth_from_env() -> tuple[str, str] | None:
 
 
 def launch(profile: str, host: str = "127.0.0.1", port: int | None = 7860, prevent_thread_lock: bool = False,
-           auth: tuple[str, str] | None = None):
-    engine = get_engine(profile)
+           auth: tuple[str, str] | None = None, engine=None):
+    """Serve the page for a profile; ``engine`` defaults to this process's (``get_engine``), or
+    is one backed by Ray Serve replicas (``serve.ray_serve.RayEngine``)."""
+    engine = engine or get_engine(profile)
     demo = build_app(engine, warm_up(engine))
     auth = auth or auth_from_env()
     demo.launch(server_name=host, server_port=port, share=False, auth=auth,

@@ -42,3 +42,29 @@ def test_ray_batch_equals_in_process_and_resumes(local_ray, tmp_path, tiny_profi
     assert again["skipped"] == 2 and again["answered"] == 3
     assert key(rows_of(on_ray)) == key(rows_of(plain))
     assert any(r["error"] == "The article is empty." for r in rows_of(on_ray))
+
+
+def test_ray_serve_replicas_answer_like_the_engine(local_ray, tiny_profile, seed_article):
+    """Two replicas behind the Python interface the page uses: the same answers as in-process,
+    concurrent requests batched, user errors as InputError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ray import serve
+
+    from models.text import InputError
+    from serve.ray_serve import start_replicas
+    engine = start_replicas(tiny_profile, replicas=2, address="local", threads=1)
+    try:
+        qs = ["What did Putin give Kim?", "Who is Kim's sister?"]
+        want = get_engine(tiny_profile).predict_many(seed_article, qs)
+        with ThreadPoolExecutor(6) as pool:
+            got = list(pool.map(lambda _: engine.predict_many(seed_article, qs), range(6)))
+        for g in got:
+            assert [(r["answer"], r["start"], r["end"], r["question"]) for r in g] == \
+                   [(w["answer"], w["start"], w["end"], w["question"]) for w in want]
+        with pytest.raises(InputError, match="The article is empty"):
+            engine.predict_many("", qs)
+        with pytest.raises(InputError, match="no letter or digit"):
+            engine.predict_many(seed_article, ["?!?"])
+    finally:
+        serve.shutdown()
