@@ -145,11 +145,21 @@ class ArticleQA:
         with self._running():
             return summarizer.run(text, max_words)
 
+    def run_batch(self, requests: list[tuple[str, list[str], int | None]],
+                  progress: list[Callable[[int, int], None] | None] | None = None) -> list[list[dict] | Exception]:
+        """Checked requests (article text, questions, top_k) read together in shared forward
+        passes, under the run lock (``ExtractiveReader.run_batch``): one result list, or the
+        exception its request raised, per request. The cross-request batchers (``RequestBatcher``
+        here, the Ray Serve replicas in serve/ray_serve.py) call this."""
+        reader = self._reader()
+        with self._running():
+            return reader.run_batch(requests, progress)
+
     def _batcher(self, reader: ExtractiveReader) -> RequestBatcher:
         with self._lock:
             if self.batcher is None:
                 rt = self.profile.runtime
-                self.batcher = RequestBatcher(reader, self._running, rt.batch_wait_ms / 1000, rt.batch_requests)
+                self.batcher = RequestBatcher(self, rt.batch_wait_ms / 1000, rt.batch_requests)
             return self.batcher
 
     @contextmanager
@@ -177,8 +187,8 @@ class RequestBatcher:
     caller its own results, or its own error. 20 users asking at once thus share a few large
     forward passes instead of waiting for 20 small ones in turn."""
 
-    def __init__(self, reader: ExtractiveReader, running, wait_s: float, max_requests: int):
-        self.reader, self.running = reader, running
+    def __init__(self, engine: ArticleQA, wait_s: float, max_requests: int):
+        self.engine = engine
         self.wait_s, self.max_requests = wait_s, max(1, max_requests)
         self.queue: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="qa-batcher", daemon=True)
@@ -201,9 +211,8 @@ class RequestBatcher:
                 except queue.Empty:
                     break
             try:
-                with self.running():
-                    results = self.reader.run_batch([(a, q, k) for a, q, k, _, _ in batch],
-                                                    [p for _, _, _, p, _ in batch])
+                results = self.engine.run_batch([(a, q, k) for a, q, k, _, _ in batch],
+                                                [p for _, _, _, p, _ in batch])
             except Exception as exc:       # the whole batch failed (e.g. out of memory): tell everyone
                 results = [exc] * len(batch)
             for (*_, job), result in zip(batch, results):

@@ -31,7 +31,8 @@ class CorpusAnswerer:
     def __call__(self, batch: dict) -> dict:
         out = []
         for article_id, article, error in zip(batch["id"], batch["article"], batch["error"]):
-            source = ValueError(error) if error else article
+            # the article travels as JSON, so a non-text one reaches answer_rows as it was read
+            source = ValueError(error) if error else json.loads(article)
             out.append("".join(json.dumps(r, ensure_ascii=False) + "\n"
                                for r in answer_rows(self.engine, str(article_id), source, self.questions)))
         return {"id": list(batch["id"]), "rows": out}
@@ -72,10 +73,9 @@ def run_corpus_ray(profile: str, articles: str | Path, questions: str | Path, ou
             skipped += 1
             continue
         seen.add(article_id)
-        bad = isinstance(article, Exception) or not isinstance(article, str)
-        pending.append({"id": article_id, "article": "" if bad else article,
-                        "error": (str(article) if isinstance(article, Exception)
-                                  else "The article must be text." if bad else "")})
+        bad = isinstance(article, Exception)          # a line that could not be read
+        pending.append({"id": article_id, "article": "" if bad else json.dumps(article),
+                        "error": str(article) if bad else ""})
     counts = {"answered": 0, "skipped": skipped, "errors": 0, "rows": 0}
     if not pending:
         return counts

@@ -36,9 +36,7 @@ def deployment_class():
 
         @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
         async def _read(self, requests: list[tuple]) -> list[tuple]:
-            reader = self.engine._reader()
-            with self.engine._running():
-                results = reader.run_batch(list(requests))
+            results = self.engine.run_batch(list(requests))
             return [("error", str(r)) if isinstance(r, Exception) else ("ok", r) for r in results]
 
         async def predict_many(self, article, questions, top_k=None) -> tuple:

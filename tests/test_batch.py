@@ -12,7 +12,8 @@ QUESTIONS = ["What did Putin give Kim?", "Who signed the treaty?"]
 
 def corpus(tmp_path, seed_article):
     arts = [{"id": "seed", "article": seed_article}, {"id": "long", "article": long_article(800)},
-            {"id": "empty", "article": ""}, {"id": "short", "article": "Putin gave Kim a limo in Pyongyang."}]
+            {"id": "empty", "article": ""}, {"id": "short", "article": "Putin gave Kim a limo in Pyongyang."},
+            {"id": "number", "article": 12345}]
     path = tmp_path / "articles.jsonl"
     path.write_text("\n".join(json.dumps(a) for a in arts) + "\nnot json\n", encoding="utf-8")
     q = tmp_path / "questions.txt"
@@ -28,7 +29,7 @@ def test_batch_equals_predict_many_with_error_rows(tmp_path, tiny_profile, seed_
     arts, articles, questions = corpus(tmp_path, seed_article)
     out = tmp_path / "answers.jsonl"
     counts = run_corpus(get_engine(tiny_profile), articles, questions, out, progress=False)
-    assert counts == {"answered": 5, "skipped": 0, "errors": 2, "rows": 10}
+    assert counts == {"answered": 6, "skipped": 0, "errors": 3, "rows": 12}
     rows = rows_of(out)
     for a in arts:
         got = [r for r in rows if r["id"] == a["id"]]
@@ -36,11 +37,14 @@ def test_batch_equals_predict_many_with_error_rows(tmp_path, tiny_profile, seed_
         if not a["article"]:
             assert all(r["error"] == "The article is empty." and r["answer"] is None for r in got)
             continue
+        if not isinstance(a["article"], str):
+            assert all(r["error"] == "The article must be text, not int." for r in got)
+            continue
         want = predict_many(a["article"], QUESTIONS, profile=tiny_profile)
         assert [(r["answer"], r["start"], r["end"], r["score"]) for r in got] == \
                [(w["answer"], w["start"], w["end"], w["score"]) for w in want]
         assert all(r["error"] is None for r in got)
-    assert any(r["id"] == "line-5" and "not JSON" in r["error"] for r in rows)
+    assert any(r["id"] == "line-6" and "not JSON" in r["error"] for r in rows)
 
 
 def test_resume_after_a_crash_writes_every_row_once(tmp_path, tiny_profile, seed_article):
@@ -60,4 +64,4 @@ def test_resume_after_a_crash_writes_every_row_once(tmp_path, tiny_profile, seed
     assert sorted((r["id"], r["question"]) for r in again) == sorted(
         (json.loads(x)["id"], json.loads(x)["question"]) for x in lines)
     counts = run_corpus(get_engine(tiny_profile), articles, questions, out, progress=False)
-    assert counts["answered"] == 0 and counts["skipped"] == 5 and len(rows_of(out)) == len(lines)
+    assert counts["answered"] == 0 and counts["skipped"] == 6 and len(rows_of(out)) == len(lines)
