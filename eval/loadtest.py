@@ -1,9 +1,10 @@
 """Load test: N concurrent gradio_client users, each sending M requests to a served app.
 
     python -m eval.loadtest --profile embedded --users 20 --requests 50 --out reports/load
+    python -m eval.loadtest --profile fast --replicas 2 ...   # the server on 2 Ray Serve replicas
 
 Starts ``python -m serve`` in a subprocess on a free loopback port, waits until the models are
-loaded, sends one warm-up request, reads the server's resident memory, runs the users (9 of 10
+loaded, sends one warm-up request, reads the resident memory of the server and its child processes (Ray replicas included), runs the users (9 of 10
 requests are /answer with one of the example questions on the seed article, 1 in 10 is
 /summarize), reads the memory again and reports errors (split into clear over-limit answers and
 others), latency p50/p95 and memory growth.
@@ -34,6 +35,27 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (with ``--replicas`` the models live
+    in Ray worker processes under the server)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += rss_mb(p)
+        except OSError:
+            continue
+        todo.extend(children.get(p, []))
+    return total
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as s:
@@ -61,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="embedded")
     p.add_argument("--users", type=int, default=20)
     p.add_argument("--requests", type=int, default=50, help="requests per user")
+    p.add_argument("--replicas", type=int, default=0,
+                   help="serve with this many Ray Serve replicas (python -m serve --replicas N); 0 = in-process")
     p.add_argument("--out", default="reports/load")
     args = p.parse_args(argv)
     from gradio_client import Client
@@ -71,13 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     # MALLOC_ARENA_MAX=2 as `make run` sets it: fewer glibc arenas for the worker threads
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     env.setdefault("MALLOC_ARENA_MAX", "2")
-    server = subprocess.Popen([sys.executable, "-m", "serve", "--profile", args.profile, "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "serve", "--profile", args.profile, "--port", str(port)]
+    if args.replicas:
+        cmd += ["--replicas", str(args.replicas)]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(url, server)
         article = seed_article()
         Client(url, verbose=False).predict(article, QUESTIONS[0], 3, api_name="/answer")
-        rss_before = rss_mb(server.pid)
+        rss_before = tree_rss_mb(server.pid)
         # a warm-up round: every user once, both endpoints, concurrently, so that first-use
         # allocations (worker threads, allocator pools) are not counted as growth under load
         def warm_up(u: int) -> None:
@@ -92,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             t.start()
         for t in warm:
             t.join()
-        rss_warm = rss_mb(server.pid)
+        rss_warm = tree_rss_mb(server.pid)
         lat: list[float] = []
         errors: list[str] = []
         over: list[str] = []
@@ -125,11 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             t.join()
         wall = time.perf_counter() - t0
         bar.close()
-        rss_after = rss_mb(server.pid)
+        rss_after = tree_rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    report = {"profile": args.profile, "users": args.users, "requests": args.users * args.requests,
+    report = {"profile": args.profile, "replicas": args.replicas, "users": args.users, "requests": args.users * args.requests,
               "ok": len(lat), "over_limit": len(over), "errors": len(errors), "error_samples": errors[:5],
               "wall_s": round(wall, 1), "throughput_rps": round(len(lat) / wall, 2),
               **{k: round(v, 1) for k, v in percentiles(lat).items()},

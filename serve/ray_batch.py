@@ -58,9 +58,15 @@ def connect(address: str, cpus: int | None = None) -> None:
 
 def run_corpus_ray(profile: str, articles: str | Path, questions: str | Path, out: str | Path,
                    address: str = "local", actors: int = 2, threads_per_actor: int = 1,
-                   articles_per_batch: int = 4, progress: bool = True) -> dict:
+                   articles_per_batch: int = 4, progress: bool = True,
+                   answerer: type = CorpusAnswerer) -> dict:
     """Answer every article not yet in ``out`` on Ray Data; same rows and counts as
-    ``serve.batch.run_corpus``."""
+    ``serve.batch.run_corpus``.
+
+    An actor that dies (killed, out of memory, its node lost) is restarted by Ray and the batch it
+    held is retried (Ray Data's defaults: ``max_restarts=-1``, ``max_task_retries=-1``); rows are
+    written only when a batch comes back, so a retried batch is written once. ``answerer`` is the
+    actor class (a subclass of ``CorpusAnswerer``)."""
     import ray
     from tqdm import tqdm
     qs = read_questions(questions)
@@ -81,7 +87,7 @@ def run_corpus_ray(profile: str, articles: str | Path, questions: str | Path, ou
         return counts
     connect(address, cpus=actors * threads_per_actor)
     ds = ray.data.from_items(pending).map_batches(
-        CorpusAnswerer, fn_constructor_kwargs={"profile": str(profile), "questions": qs,
+        answerer, fn_constructor_kwargs={"profile": str(profile), "questions": qs,
                                                "threads": threads_per_actor},
         batch_size=articles_per_batch, concurrency=actors, num_cpus=threads_per_actor, batch_format="numpy")
     with open(out, "a", encoding="utf-8") as f, tqdm(total=len(pending), desc="articles", unit="article",

@@ -1,14 +1,29 @@
 """Corpus mode on local Ray Data (2 single-thread actors, no cluster): the same rows as in-process,
 resumable, bad articles as error rows. Skipped, saying why, where the Ray extra is missing."""
 import json
+import sys
 
 import pytest
 
 from serve.batch import run_corpus
+from serve.ray_batch import CorpusAnswerer
 from serve.api import get_engine
 from tests.test_batch import corpus, rows_of
 
 ray = pytest.importorskip("ray", reason="the Ray extra is not installed (pip install -e '.[scale]'; make test does)")
+
+
+class CrashOnce(CorpusAnswerer):
+    """Exits its process (no clean-up, like SIGKILL) the first time it is handed a batch."""
+    marker = ""
+
+    def __call__(self, batch: dict) -> dict:
+        import os
+        from pathlib import Path
+        if not Path(self.marker).exists():
+            Path(self.marker).touch()
+            os._exit(1)
+        return super().__call__(batch)
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +83,28 @@ def test_ray_serve_replicas_answer_like_the_engine(local_ray, tiny_profile, seed
             engine.predict_many(seed_article, ["?!?"])
     finally:
         serve.shutdown()
+
+
+def test_ray_batch_survives_an_actor_dying_mid_run(local_ray, tmp_path, tiny_profile, seed_article):
+    """An actor process that exits mid-batch (as if killed) is restarted and its batch retried:
+    every row is written once and the answers are those of the in-process run."""
+    from ray import cloudpickle   # Ray pickles with its own copy
+
+    from serve.ray_batch import run_corpus_ray
+    _, articles, questions = corpus(tmp_path, seed_article)
+    plain = tmp_path / "plain.jsonl"
+    run_corpus(get_engine(tiny_profile), articles, questions, plain, progress=False)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])   # the actors get CrashOnce by value
+    try:
+        CrashOnce.marker = str(tmp_path / "crashed")
+        out = tmp_path / "ray.jsonl"
+        counts = run_corpus_ray(tiny_profile, articles, questions, out, "local", actors=2,
+                                articles_per_batch=1, progress=False, answerer=CrashOnce)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert (tmp_path / "crashed").exists(), "no actor died: the test did not test a failure"
+    assert counts["answered"] == 6 and counts["rows"] == 12
+    got = rows_of(out)
+    assert len({(r["id"], r["question"]) for r in got}) == len(got) == 12
+    assert key(got) == key(rows_of(plain))
+
