@@ -3,6 +3,12 @@ question-answering pipeline, same weights, same windows, same questions, in one 
 
     python -m eval.bench                    # both shipped readers (mpnet: embedded, minilm: fast)
     python -m eval.bench --models mpnet     # the embedded profile's reader only
+    python -m eval.bench --models mpnet,minilm --workloads seed --no-summaries   # the speed table of the README
+
+Besides the anchor, each model runs as the profile runs it ("exact": ``runtime.backend`` and
+``runtime.dtype`` auto), on each ``--backends`` runtime (default torch-float32, onnx-float32,
+onnx-int8: exact mode's windows on another backend), and with the fast profile's settings
+("fast"). The CPU's flags are printed first: which runtime is fastest depends on them.
 
 It creates the anchor's virtual environment (``runs/bench/venv-tf4``: torch 2.13.0 CPU and
 transformers 4.57.6) on first use, builds the random-weight models of real shapes it needs
@@ -206,7 +212,11 @@ def summarise_side(seconds: list[float], rss: float) -> dict:
             "total_s": sum(seconds), "peak_rss_mb": rss}
 
 
-def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Path) -> list[dict]:
+def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Path,
+                 backends: list[str] = (), which: tuple[str, ...] = ("seed", "batch", "long")) -> list[dict]:
+    """Each model: the anchor, the engine's exact mode as the profile runs it ("exact", runtime
+    auto), exact mode on each of ``backends`` ("torch-float32", "onnx-int8", ...: same windows,
+    another runtime), and the fast profile's settings."""
     rows = []
     for name, folder in models.items():
         cfg = json.loads((folder / "config.json").read_text())
@@ -215,8 +225,12 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
         fast = engine_profile("fast", folder, f"{name}-fast")
         settings = yaml.safe_load(exact.read_text())["qa"]
         sides = {"anchor": Worker(anchor_py, "anchor", {"model": str(folder)}, threads),
-                 "exact": Worker(Path(sys.executable), "engine", {"profile": str(exact)}, threads),
-                 "fast": Worker(Path(sys.executable), "engine", {"profile": str(fast)}, threads)}
+                 "exact": Worker(Path(sys.executable), "engine", {"profile": str(exact)}, threads)}
+        for b in backends:
+            backend, dtype = b.split("-", 1)
+            prof = engine_profile("embedded", folder, f"{name}-{b}", runtime={"backend": backend, "dtype": dtype})
+            sides[f"exact {b}"] = Worker(Path(sys.executable), "engine", {"profile": str(prof)}, threads)
+        sides["fast"] = Worker(Path(sys.executable), "engine", {"profile": str(fast)}, threads)
         try:
             peak = sides["exact"].call({"op": "matmul"})["gflops"]
             common = {"max_seq_len": settings["max_seq_len"], "doc_stride": settings["doc_stride"],
@@ -225,8 +239,9 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
                 w.call({"op": "load", "model": str(folder)})
                 w.call({"op": "qa", "article": wl["seed"]["article"], "questions": wl["seed"]["questions"][:2],
                         **common})   # warm-up, not timed
-            plan = [("seed one by one", "seed", False), ("seed predict_many", "seed", True),
-                    ("long article", "long", False)]
+            plan = [p for p, w in zip([("seed one by one", "seed", False), ("seed predict_many", "seed", True),
+                                       ("long article", "long", False)], ("seed", "batch", "long"))
+                    if w in which]
             anchor_ref: dict[str, dict] = {}      # workload -> the anchor's row
             exact_lengths: dict[str, list[int]] = {}
             for label, key, batch in plan:
@@ -244,6 +259,8 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
                         anchor_ref[key] = row
                     elif side == "exact":
                         exact_lengths[key] = row["window_lengths"]
+                    if side.startswith("exact"):
+                        row["runtime"] = out.get("runtime")
                     rows.append(row)
             for row in rows:
                 if row["model"] != name:
@@ -324,8 +341,9 @@ def print_table(qa_rows: list[dict], sum_rows: list[dict]) -> None:
               f"| {r['gflops']:.0f} ({r['share_of_peak']:.0%}) | {r['peak_rss_mb']:.0f} "
               f"| {'-' if r['side'] == 'anchor' else format(r['agreement'], '.0%')} |")
     if qa_rows:
-        print(f"\nmatmul peak (float32, 2048^2): {qa_rows[0]['matmul_peak_gflops']:.0f} GFLOP/s; the engine's "
-              f"sides run with the profile's runtime.dtype (auto: bfloat16 where the CPU has it), the anchor in float32")
+        runtimes = sorted({f"{r['side']} = {r['runtime']}" for r in qa_rows if r.get("runtime")})
+        print(f"\nmatmul peak (float32, 2048^2): {qa_rows[0]['matmul_peak_gflops']:.0f} GFLOP/s; the anchor runs "
+              f"torch float32; the engine's sides (backend, dtype): {'; '.join(runtimes)}")
     if sum_rows:
         print("\n| summary | side | seconds | peak RSS MB | vs anchor |\n|---|---|---|---|---|")
         for r in sum_rows:
@@ -345,6 +363,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default="mpnet,minilm", help="comma list: mpnet, minilm, bert-base")
     ap.add_argument("--no-summaries", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per side (0: torch's default)")
+    ap.add_argument("--workloads", default="seed,batch,long",
+                    help="comma list: seed (one by one), batch (predict_many), long (20,000 words)")
+    ap.add_argument("--backends", default="torch-float32,onnx-float32,onnx-int8",
+                    help="exact mode also run on these BACKEND-DTYPE runtimes ('' for none)")
     args = ap.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -354,7 +376,8 @@ def main(argv: list[str] | None = None) -> None:
     wl = workloads()
     print(f"seed article: {len(wl['seed']['article'].split())} words, 30 questions; "
           f"long article: {wl['long']['words']} words, 5 questions", flush=True)
-    qa_rows = run_qa_bench(qa_models(args.models.split(",")), wl, args.threads, anchor_py)
+    qa_rows = run_qa_bench(qa_models(args.models.split(",")), wl, args.threads, anchor_py,
+                           [b for b in args.backends.split(",") if b], tuple(args.workloads.split(",")))
     (WORK / "results.json").write_text(json.dumps({"qa": qa_rows}, indent=1))   # kept if summaries fail
     print_table(qa_rows, [])
     sum_rows = [] if args.no_summaries else run_summary_bench(wl, args.threads, anchor_py)

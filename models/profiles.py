@@ -42,6 +42,7 @@ class QASettings:
 class SummarizerSettings:
     model: str | None = None
     method: str = "extractive"        # "extractive" (sentence encoder) or "abstractive" (seq2seq)
+    scorer: str | None = None         # extractive: a trained sentence scorer folder; none = centrality + lead
     max_words: int = 90               # summary length budget
     max_sentences: int = 4            # extractive: at most this many sentences
     position_weight: float = 0.3      # extractive: weight of the lead bias (news puts key facts first)
@@ -54,7 +55,8 @@ class SummarizerSettings:
 class RuntimeSettings:
     device: str = "auto"              # "auto" (GPU when present), "cpu", "cuda"
     threads: int = 0                  # torch CPU threads; 0 = torch's default
-    dtype: str = "float32"            # the reader's weights: "float32", "bfloat16", or "auto" (bfloat16 where the CPU computes it natively)
+    backend: str = "torch"            # the reader's runtime: "torch", "onnx" (ONNX Runtime, graph cached per weights), or "auto"
+    dtype: str = "float32"            # the reader's numbers: "float32", "bfloat16" (torch), "int8", or "auto" (models.qa.resolve_runtime)
     release_memory: bool = True       # give freed memory back to the OS when the last request ends (models/memory.py)
     batch_wait_ms: float = 0.0        # cross-request batching: wait this long for other requests to read with; 0 = off
     batch_requests: int = 16          # cross-request batching: at most this many requests in one batch
@@ -166,6 +168,8 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
         runtime=_build(RuntimeSettings, raw.get("runtime"), f"{path} runtime"),
         limits=_build(Limits, raw.get("limits"), f"{path} limits"),
     )
+    if prof.summarizer.scorer:
+        prof.summarizer.scorer = _resolve_ref(path, str(prof.summarizer.scorer))
     q = prof.qa
     if not 32 <= q.max_seq_len <= 4096 or not 0 <= q.doc_stride < q.max_seq_len // 2 or q.max_answer_len < 1 \
             or not 0 <= q.length_penalty <= 5 or not 0 <= q.window_prior <= 50:
@@ -182,6 +186,10 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
         raise ValueError(f"{path}: summarizer.method must be 'extractive' or 'abstractive'")
     if prof.runtime.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"{path}: runtime.device must be auto, cpu or cuda")
-    if prof.runtime.dtype not in ("auto", "float32", "bfloat16"):
-        raise ValueError(f"{path}: runtime.dtype must be auto, float32 or bfloat16")
+    if prof.runtime.dtype not in ("auto", "float32", "bfloat16", "int8"):
+        raise ValueError(f"{path}: runtime.dtype must be auto, float32, bfloat16 or int8")
+    if prof.runtime.backend not in ("auto", "torch", "onnx"):
+        raise ValueError(f"{path}: runtime.backend must be auto, torch or onnx")
+    if prof.runtime.backend == "onnx" and prof.runtime.dtype == "bfloat16":
+        raise ValueError(f"{path}: the onnx backend runs float32 or int8, not bfloat16")
     return prof

@@ -13,6 +13,7 @@ import numpy as np
 
 from models.loading import ModelLoadError, load_pretrained
 from models.profiles import SummarizerSettings
+from models.sentence_scorer import SentenceScorer, headline_of, sentence_features
 from models.text import Sentence, body_end, body_sentences, split_sentences
 
 _ENDS_LIKE_SENTENCE = re.compile(r"[.!?][\"'”’)\]]*$")
@@ -57,6 +58,51 @@ def select_sentences(scores: np.ndarray, emb: np.ndarray, words: list[int], max_
     return sorted(chosen)
 
 
+def trigrams(text: str) -> set[tuple[str, str, str]]:
+    words = re.findall(r"\w+", text.lower())
+    return set(zip(words, words[1:], words[2:]))
+
+
+def select_within_budget(scores: np.ndarray, emb: np.ndarray, texts: list[str], max_words: int,
+                         redundancy: float, trigram_blocking: bool = True, slack: float = 0.1) -> list[int]:
+    """Best-scoring sentences whose words add up to the budget within ``slack`` (+-10%): take
+    sentences by score, skip one that would pass ``max_words * (1 + slack)`` or repeats a chosen
+    one (cosine >= ``redundancy``, or a shared word trigram), stop once ``max_words * (1 - slack)``
+    is reached. Returns indices in article order. A budget no whole sentence fits gives the best
+    sentence alone (``fit_to_budget`` then shortens it)."""
+    words = [len(t.split()) for t in texts]
+    low, high = max_words * (1 - slack), max_words * (1 + slack)
+    chosen: list[int] = []
+    seen: set = set()
+    total = 0
+    for i in np.argsort(-scores, kind="stable"):
+        i = int(i)
+        if total >= low:
+            break
+        if total + words[i] > high:
+            continue
+        if chosen and (emb[chosen] @ emb[i]).max() >= redundancy:
+            continue
+        grams = trigrams(texts[i]) if trigram_blocking else set()
+        if grams & seen:
+            continue
+        chosen.append(i)
+        seen |= grams
+        total += words[i]
+    if not chosen and len(texts):
+        chosen = [int(np.argmax(scores))]
+    return sorted(chosen)
+
+
+def fit_to_budget(article: str, start: int, end: int, max_words: int) -> tuple[int, int]:
+    """The first ``max_words`` words of ``article[start:end]`` (a span of the article, cut at a
+    word end), for a lone sentence longer than the whole budget."""
+    pieces = list(re.finditer(r"\S+", article[start:end]))
+    if len(pieces) <= max_words:
+        return start, end
+    return start, start + pieces[max_words - 1].end()
+
+
 class _Summarizer:
     """Settings and lazily loaded weights; ``warm_up()`` loads them once."""
 
@@ -92,16 +138,41 @@ class ExtractiveSummarizer(_Summarizer):
                 out.append(torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy())
         return np.concatenate(out)
 
+    def warm_up(self) -> None:
+        super().warm_up()
+        if self.settings.scorer and self.scorer is None:
+            self.scorer = SentenceScorer(self.settings.scorer)
+
+    scorer: SentenceScorer | None = None
+
     def run(self, article: str, max_words: int | None = None) -> dict:
         s = self.settings
+        budget = max_words or s.max_words
         sents = candidate_sentences(article)
         texts = [x.text(article) for x in sents]
-        emb = self.embed(texts)
-        scores = rank_sentences(emb, s.position_weight)
-        picked = select_sentences(scores, emb, [len(t.split()) for t in texts], max_words or s.max_words,
-                                  s.max_sentences, s.redundancy)
-        chosen = [{"text": texts[i], "start": sents[i].start, "end": sents[i].end} for i in picked]
-        return {"summary": " ".join(c["text"] for c in chosen), "method": "extractive", "sentences": chosen}
+        if self.scorer is not None:
+            head = headline_of(article, sents[0] if sents else None)
+            emb = self.embed(texts + ([head] if head else []))
+            head_emb, emb = (emb[-1], emb[:-1]) if head else (None, emb)
+            scores = self.scorer.scores(sentence_features(article, sents, emb, head_emb))
+            if self.scorer.config.keep_lead and len(scores):
+                scores[0] = scores.max() + 1.0
+            picked = select_within_budget(scores, emb, texts, budget, self.scorer.config.redundancy,
+                                          self.scorer.config.trigram_blocking)
+            method = "extractive-trained"
+        else:
+            emb = self.embed(texts)
+            scores = rank_sentences(emb, s.position_weight)
+            picked = select_sentences(scores, emb, [len(t.split()) for t in texts], budget,
+                                      s.max_sentences, s.redundancy)
+            method = "extractive"
+        chosen = []
+        for i in picked:
+            start, end = sents[i].start, sents[i].end
+            if self.scorer is not None and len(picked) == 1:
+                start, end = fit_to_budget(article, start, end, round(budget * 1.1))
+            chosen.append({"text": article[start:end], "start": start, "end": end})
+        return {"summary": " ".join(c["text"] for c in chosen), "method": method, "sentences": chosen}
 
 
 _GENERATION_KEYS = {"max_length", "min_length", "max_new_tokens", "min_new_tokens", "num_beams",

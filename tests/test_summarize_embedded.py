@@ -1,4 +1,5 @@
-"""The extractive summarizer of the embedded profile, with the packaged MiniLM encoder."""
+"""The extractive summarizer of the embedded profile (packaged MiniLM encoder, trained sentence scorer),
+and the centrality ranking a profile without a scorer uses."""
 import numpy as np
 
 from models.summarize import rank_sentences, select_sentences
@@ -7,9 +8,9 @@ from serve import summarize
 
 def test_seed_summary_is_article_sentences_in_order(seed_article):
     s = summarize(seed_article, profile="embedded")
-    assert s["method"] == "extractive"
+    assert s["method"] == "extractive-trained"
     sents = s["sentences"]
-    assert 1 <= len(sents) <= 4
+    assert 2 <= len(sents) <= 6
     starts = [x["start"] for x in sents]
     assert starts == sorted(starts)
     junk = seed_article.index("Check Also")
@@ -17,14 +18,15 @@ def test_seed_summary_is_article_sentences_in_order(seed_article):
         assert seed_article[x["start"]:x["end"]] == x["text"]
         assert x["end"] <= junk
     assert s["summary"] == " ".join(x["text"] for x in sents)
-    assert len(s["summary"].split()) <= 90 + 60   # budget, with room for one long sentence
+    assert 81 <= len(s["summary"].split()) <= 99      # the 90-word budget, +-10%
     # the lead sentence carries the news and must be picked
     assert sents[0]["text"].startswith("Russian President Vladimir Putin and North Korean leader")
 
 
 def test_shorter_summary_on_request(seed_article):
     short = summarize(seed_article, max_words=30, profile="embedded")
-    assert len(short["sentences"]) == 1
+    assert len(short["summary"].split()) <= 33
+    assert short["sentences"][0]["text"].startswith("Russian President Vladimir Putin")
 
 
 def test_selection_skips_redundant_sentences():

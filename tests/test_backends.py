@@ -1,0 +1,104 @@
+"""Inference backends on the tiny model: ONNX Runtime (float32, int8) and torch bf16/int8 give the
+spans of torch float32; the exported graph is cached per weights and rebuilt when stale."""
+import json
+from pathlib import Path
+
+import pytest
+
+from models.profiles import load_profile
+from models.qa import ExtractiveReader, resolve_runtime
+
+QUESTIONS = ["What did Putin give Kim?", "Who is Kim's powerful sister?", "Where was Putin expected to go next?",
+             "How much did the limo cost?"]
+
+
+def spans(reader, article):
+    return [(r["answer"], r["start"], r["end"]) for r in reader.run(article, QUESTIONS, top_k=1)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_profile):
+    prof = load_profile(tiny_profile)
+    return prof, prof.resolve_model(prof.qa.model)
+
+
+def reader(tiny, backend, dtype):
+    prof, model = tiny
+    return ExtractiveReader(prof.qa, model, "cpu", dtype, backend)
+
+
+@pytest.fixture
+def onnx_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARTICLE_QA_CACHE", str(tmp_path))
+    return tmp_path / "onnx"
+
+
+@pytest.mark.parametrize("backend,dtype", [("onnx", "float32"), ("onnx", "int8"), ("torch", "bfloat16"),
+                                           ("torch", "int8")])
+def test_backends_give_the_spans_of_torch_float32(tiny, onnx_cache, seed_article, backend, dtype):
+    want = reader(tiny, "torch", "float32")
+    want.warm_up()
+    got = reader(tiny, backend, dtype)
+    got.warm_up()
+    assert got.runtime_choice() == (backend, dtype)
+    if backend == "onnx":
+        assert type(got.model).__name__ == "OnnxQAModel"
+        assert list(onnx_cache.glob("*/model.onnx"))
+    assert spans(got, seed_article) == spans(want, seed_article)
+
+
+def test_the_graph_is_reused_rebuilt_when_stale_and_never_used_damaged(tiny, onnx_cache, seed_article, tmp_path):
+    import shutil
+
+    import torch
+    first = reader(tiny, "onnx", "float32")
+    first.warm_up()
+    graph = Path(first.model.graph)
+    built = graph.stat().st_mtime_ns
+    again = reader(tiny, "onnx", "float32")
+    again.warm_up()
+    assert Path(again.model.graph) == graph and graph.stat().st_mtime_ns == built      # reused
+    # a damaged graph (its bytes no longer match meta.json) is rebuilt, not used
+    graph.write_bytes(graph.read_bytes()[:-100])
+    fixed = reader(tiny, "onnx", "float32")
+    fixed.warm_up()
+    from models.packaged_base import sha256_file
+    assert json.loads((graph.parent / "meta.json").read_text())["sha256"] == sha256_file(graph)
+    assert spans(fixed, seed_article) == spans(first, seed_article)
+    # other weights (the model retrained): another key, a new graph with the new weights' answers
+    prof, model = tiny
+    changed = tmp_path / "changed-qa"
+    shutil.copytree(model, changed)
+    from transformers import AutoModelForQuestionAnswering
+    m = AutoModelForQuestionAnswering.from_pretrained(changed)
+    with torch.no_grad():
+        m.qa_outputs.bias += torch.tensor([3.0, -3.0])
+        m.qa_outputs.weight.mul_(-1)
+    m.save_pretrained(changed, safe_serialization=True)
+    new = ExtractiveReader(prof.qa, str(changed), "cpu", "float32", "onnx")
+    new.warm_up()
+    assert Path(new.model.graph) != graph
+    torch_new = ExtractiveReader(prof.qa, str(changed), "cpu", "float32", "torch")
+    torch_new.warm_up()
+    assert spans(new, seed_article) == spans(torch_new, seed_article)
+    assert spans(new, seed_article) != spans(first, seed_article)
+
+
+def test_auto_picks_a_runtime_that_keeps_the_answers(monkeypatch):
+    import models.cpu_features as cf
+    monkeypatch.setattr(cf, "has_native_bf16", lambda: True)
+    assert resolve_runtime("auto", "auto") == ("torch", "bfloat16")
+    assert resolve_runtime("torch", "auto") == ("torch", "bfloat16")
+    monkeypatch.setattr(cf, "has_native_bf16", lambda: False)
+    assert resolve_runtime("auto", "auto") == ("onnx", "float32")
+    assert resolve_runtime("torch", "auto") == ("torch", "float32")
+    assert resolve_runtime("auto", "auto", device="cuda") == ("torch", "float32")
+    assert resolve_runtime("onnx", "int8") == ("onnx", "int8")
+
+
+def test_onnx_with_bfloat16_is_refused(tmp_path, tiny_profile):
+    text = Path(tiny_profile).read_text()
+    bad = Path(tiny_profile).with_name("bad-backend.yaml")
+    bad.write_text(text.replace("runtime:\n", "runtime:\n  backend: onnx\n  dtype: bfloat16\n"))
+    with pytest.raises(ValueError, match="onnx backend runs float32 or int8"):
+        load_profile(bad)
