@@ -84,14 +84,16 @@ def test_the_graph_is_reused_rebuilt_when_stale_and_never_used_damaged(tiny, onn
     assert spans(new, seed_article) != spans(first, seed_article)
 
 
-def test_auto_picks_a_runtime_that_keeps_the_answers(monkeypatch):
+def test_auto_picks_the_measured_runtime_that_keeps_the_answers(monkeypatch):
+    """auto never picks int8 (it changes answers) nor bf16 where the CPU only emulates it."""
     import models.cpu_features as cf
     monkeypatch.setattr(cf, "has_native_bf16", lambda: True)
     assert resolve_runtime("auto", "auto") == ("torch", "bfloat16")
     assert resolve_runtime("torch", "auto") == ("torch", "bfloat16")
     monkeypatch.setattr(cf, "has_native_bf16", lambda: False)
-    assert resolve_runtime("auto", "auto") == ("onnx", "float32")
+    assert resolve_runtime("auto", "auto") == ("torch", "float32")       # bf16 would be emulated: slower
     assert resolve_runtime("torch", "auto") == ("torch", "float32")
+    assert resolve_runtime("onnx", "auto") == ("onnx", "float32")
     assert resolve_runtime("auto", "auto", device="cuda") == ("torch", "float32")
     assert resolve_runtime("onnx", "int8") == ("onnx", "int8")
 

@@ -188,3 +188,37 @@ def test_default_binding_is_loopback_without_share(tiny_profile, monkeypatch):
         assert not demo.share and demo.share_url is None
     finally:
         demo.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it "
+                    "with apt-get where it can); never downloading a browser")
+def test_browser_progress_advances_to_every_window(served, tmp_path):
+    """On a long article the page's progress moves through the windows read (not stuck at its
+    first value) and reaches all of them before the answers show."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import long_article
+    from tests.helpers import CHROMIUM_ARGS as args
+    article = long_article(words=12_000)     # about 330 windows for 2 questions: under 1,000, shown exactly
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(served[0])
+        page.locator("#article textarea").fill(article)
+        page.locator("#questions textarea").fill("Who visited the city?\nWhat was signed?")
+        # record every progress text the page shows while it reads
+        page.evaluate("""() => { window.seen = [];
+            new MutationObserver(() => {
+                for (const el of document.querySelectorAll('.progress-text, .meta-text, .meta-text-center')) {
+                    const t = el.textContent.trim();
+                    if (t && window.seen[window.seen.length - 1] !== t) window.seen.push(t);
+                }
+            }).observe(document.body, {subtree: true, childList: true, characterData: true}); }""")
+        page.locator("#ask-btn").click()
+        page.locator("#answers h3").first.wait_for(timeout=120_000)
+        seen = page.evaluate("window.seen")
+        browser.close()
+    counts = [tuple(map(int, m)) for t in seen for m in re.findall(r"(\d+)/(\d+) windows", t)]
+    assert len({done for done, _ in counts}) >= 3, f"progress did not advance: {seen}"
+    assert [d for d, _ in counts] == sorted(d for d, _ in counts)
+    assert counts[-1][0] == counts[-1][1], f"progress stopped short of every window: {seen}"
