@@ -223,7 +223,8 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
         dims = (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"])
         exact = engine_profile("embedded", folder, f"{name}-exact")
         fast = engine_profile("fast", folder, f"{name}-fast")
-        settings = yaml.safe_load(exact.read_text())["qa"]
+        from models.profiles import load_profile
+        settings = load_profile(exact).qa         # with what was saved beside the weights
         sides = {"anchor": Worker(anchor_py, "anchor", {"model": str(folder)}, threads),
                  "exact": Worker(Path(sys.executable), "engine", {"profile": str(exact)}, threads)}
         for b in backends:
@@ -233,8 +234,8 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
         sides["fast"] = Worker(Path(sys.executable), "engine", {"profile": str(fast)}, threads)
         try:
             peak = sides["exact"].call({"op": "matmul"})["gflops"]
-            common = {"max_seq_len": settings["max_seq_len"], "doc_stride": settings["doc_stride"],
-                      "max_answer_len": settings["max_answer_len"]}
+            common = {"max_seq_len": settings.max_seq_len, "doc_stride": settings.doc_stride,
+                      "max_answer_len": settings.max_answer_len}
             for w in sides.values():
                 w.call({"op": "load", "model": str(folder)})
                 w.call({"op": "qa", "article": wl["seed"]["article"], "questions": wl["seed"]["questions"][:2],
