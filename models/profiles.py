@@ -44,9 +44,9 @@ class SummarizerSettings:
     method: str = "extractive"        # "extractive" (sentence encoder) or "abstractive" (seq2seq)
     scorer: str | None = None         # extractive: a trained sentence scorer folder; none = centrality + lead
     max_words: int = 90               # summary length budget
-    max_sentences: int = 4            # extractive: at most this many sentences
-    position_weight: float = 0.3      # extractive: weight of the lead bias (news puts key facts first)
-    redundancy: float = 0.7           # extractive: a sentence this similar to a chosen one is skipped
+    max_sentences: int = 4            # extractive without a scorer: at most this many sentences
+    position_weight: float = 0.3      # extractive without a scorer: weight of the lead bias (news puts key facts first)
+    redundancy: float = 0.7           # extractive without a scorer: a sentence this similar to a chosen one is skipped (a scorer brings its own)
     batch_size: int = 32              # sentences per encoder pass / chunks per generate call
     generation: dict[str, Any] = field(default_factory=dict)  # abstractive: overrides of the model's own settings
 

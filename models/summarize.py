@@ -1,5 +1,6 @@
-"""Summarizers: extractive (sentence encoder, centrality + lead + redundancy) and abstractive
-(seq2seq ``generate`` with map-reduce over sentence-aligned chunks).
+"""Summarizers: extractive (sentences scored by a trained scorer, ``models/sentence_scorer.py``,
+or else by centrality + lead; chosen within the budget without repeats) and abstractive (seq2seq
+``generate`` with map-reduce over sentence-aligned chunks).
 
 Inputs: an article (str) and an optional word budget. Output: a dict with ``summary`` (str),
 ``method`` ("extractive" or "abstractive") and, for extractive, ``sentences``
@@ -118,9 +119,11 @@ class _Summarizer:
 
 
 class ExtractiveSummarizer(_Summarizer):
-    """Picks article sentences with a sentence encoder (mean-pooled token embeddings)."""
+    """Picks article sentences with a sentence encoder (mean-pooled token embeddings) and, when
+    the profile names one, a trained sentence scorer."""
 
     kind = "encoder"
+    scorer: SentenceScorer | None = None
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalised mean-pooled embeddings (each sentence up to 256 tokens)."""
@@ -139,11 +142,10 @@ class ExtractiveSummarizer(_Summarizer):
         return np.concatenate(out)
 
     def warm_up(self) -> None:
+        """The encoder, and the trained sentence scorer when the profile names one."""
         super().warm_up()
         if self.settings.scorer and self.scorer is None:
             self.scorer = SentenceScorer(self.settings.scorer)
-
-    scorer: SentenceScorer | None = None
 
     def run(self, article: str, max_words: int | None = None) -> dict:
         s = self.settings
