@@ -65,19 +65,24 @@ def trigrams(text: str) -> set[tuple[str, str, str]]:
 
 
 def select_within_budget(scores: np.ndarray, emb: np.ndarray, texts: list[str], max_words: int,
-                         redundancy: float, trigram_blocking: bool = True, slack: float = 0.1) -> list[int]:
+                         redundancy: float, trigram_blocking: bool = True, keep_first: bool = False,
+                         slack: float = 0.1) -> list[int]:
     """Best-scoring sentences whose words add up to the budget within ``slack`` (+-10%): take
-    sentences by score, skip one that would pass ``max_words * (1 + slack)`` or repeats a chosen
-    one (cosine >= ``redundancy``, or a shared word trigram), stop once ``max_words * (1 - slack)``
-    is reached. Returns indices in article order. A budget no whole sentence fits gives the best
-    sentence alone (``fit_to_budget`` then shortens it)."""
+    sentences by score (the first sentence before all others with ``keep_first``), skip one that
+    would pass ``max_words * (1 + slack)`` or repeats a chosen one (cosine >= ``redundancy``, or a
+    shared word trigram), stop once ``max_words * (1 - slack)`` is reached. Returns indices in
+    article order. A budget no whole sentence fits gives the best sentence alone
+    (``fit_to_budget`` then shortens it)."""
     words = [len(t.split()) for t in texts]
     low, high = max_words * (1 - slack), max_words * (1 + slack)
     chosen: list[int] = []
     seen: set = set()
     total = 0
-    for i in np.argsort(-scores, kind="stable"):
-        i = int(i)
+    order = [int(i) for i in np.argsort(-scores, kind="stable")]
+    if keep_first and order:
+        order.remove(0)
+        order.insert(0, 0)
+    for i in order:
         if total >= low:
             break
         if total + words[i] > high:
@@ -90,8 +95,8 @@ def select_within_budget(scores: np.ndarray, emb: np.ndarray, texts: list[str], 
         chosen.append(i)
         seen |= grams
         total += words[i]
-    if not chosen and len(texts):
-        chosen = [int(np.argmax(scores))]
+    if not chosen and order:
+        chosen = [order[0]]
     return sorted(chosen)
 
 
@@ -147,20 +152,24 @@ class ExtractiveSummarizer(_Summarizer):
         if self.settings.scorer and self.scorer is None:
             self.scorer = SentenceScorer(self.settings.scorer)
 
+    def sentence_features(self, article: str, sentences: list[Sentence]) -> tuple[np.ndarray, np.ndarray]:
+        """The scorer's input for these sentences (``models.sentence_scorer.sentence_features``,
+        the headline embedded in the same pass) and the sentences' embeddings."""
+        head = headline_of(article, sentences[0] if sentences else None)
+        emb = self.embed([x.text(article) for x in sentences] + ([head] if head else []))
+        head_emb, emb = (emb[-1], emb[:-1]) if head else (None, emb)
+        return sentence_features(article, sentences, emb, head_emb), emb
+
     def run(self, article: str, max_words: int | None = None) -> dict:
         s = self.settings
         budget = max_words or s.max_words
         sents = candidate_sentences(article)
         texts = [x.text(article) for x in sents]
         if self.scorer is not None:
-            head = headline_of(article, sents[0] if sents else None)
-            emb = self.embed(texts + ([head] if head else []))
-            head_emb, emb = (emb[-1], emb[:-1]) if head else (None, emb)
-            scores = self.scorer.scores(sentence_features(article, sents, emb, head_emb))
-            if self.scorer.config.keep_lead and len(scores):
-                scores[0] = scores.max() + 1.0
-            picked = select_within_budget(scores, emb, texts, budget, self.scorer.config.redundancy,
-                                          self.scorer.config.trigram_blocking)
+            features, emb = self.sentence_features(article, sents)
+            cfg = self.scorer.config
+            picked = select_within_budget(self.scorer.scores(features), emb, texts, budget, cfg.redundancy,
+                                          cfg.trigram_blocking, cfg.keep_lead)
             method = "extractive-trained"
         else:
             emb = self.embed(texts)

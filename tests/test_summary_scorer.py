@@ -48,6 +48,7 @@ def test_selection_honours_the_budget_order_and_redundancy():
     close = np.eye(4)
     close[1] = close[3]                     # 1 says what 3 says (cosine 1)
     assert select_within_budget(scores, close, texts, max_words=20, redundancy=0.9) == [2, 3]
+    assert select_within_budget(scores, emb, texts, max_words=20, redundancy=0.9, keep_first=True) == [0, 1]
     # a budget only a part of one sentence fits: the best sentence alone, then shortened
     assert select_within_budget(scores, emb, texts, max_words=3, redundancy=0.9) == [3]
     article = "one two three four five six."

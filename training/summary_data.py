@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from models.summarize import candidate_sentences
@@ -62,16 +63,16 @@ def extractive_labels(article: str, sentences: list[Sentence], summary: str) -> 
     return [int(squash(s.text(article)) in ref) for s in sentences]
 
 
+@lru_cache(maxsize=1)
+def _stemmer():
+    from nltk.stem import porter
+    return porter.PorterStemmer()
+
+
 def _tokens(text: str) -> list[str]:
     """ROUGE tokens as rouge_score makes them (lower case, alphanumeric runs, Porter stems)."""
     from rouge_score import tokenize
-    from nltk.stem import porter
-    global _STEMMER
-    try:
-        stemmer = _STEMMER
-    except NameError:
-        stemmer = _STEMMER = porter.PorterStemmer()
-    return tokenize.tokenize(text, stemmer)
+    return tokenize.tokenize(text, _stemmer())
 
 
 def _f1(overlap: int, pred: int, ref: int) -> float:

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from eval.sets import SUMMARY_BENCHMARKS, data_dir, summary_split
 from models.adapters import resolve_model_ref
 from models.profiles import SummarizerSettings
-from models.sentence_scorer import FEATURE_NAMES, headline_of, sentence_features
+from models.sentence_scorer import FEATURE_NAMES
 from models.summarize import ExtractiveSummarizer, select_within_budget
 from training.summary_data import LabelledArticle, load_labelled
 
@@ -45,11 +45,7 @@ def featurize(articles: list[LabelledArticle], encoder: ExtractiveSummarizer, ca
     out = []
     for a in tqdm(articles, desc="features", unit="article"):
         if a.id not in done:
-            texts = [s.text(a.article) for s in a.sentences]
-            head = headline_of(a.article, a.sentences[0])
-            emb = encoder.embed(texts + ([head] if head else []))
-            head_emb, emb = (emb[-1], emb[:-1]) if head else (None, emb)
-            done[a.id] = sentence_features(a.article, a.sentences, emb, head_emb)
+            done[a.id] = encoder.sentence_features(a.article, a.sentences)[0]
         out.append(done[a.id])
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **done)
@@ -66,11 +62,9 @@ def summaries_rouge(score, articles, feats, budget: int, redundancy: float, keep
     from eval.metrics import rouge
     totals: dict[str, list[float]] = {}
     for a, f in zip(articles, feats):
-        scores = score(f).copy()
-        if keep_lead:
-            scores[0] = scores.max() + 1.0
         texts = [s.text(a.article) for s in a.sentences]
-        picked = select_within_budget(scores, f[:, len(FEATURE_NAMES):], texts, budget, redundancy)
+        picked = select_within_budget(score(f), f[:, len(FEATURE_NAMES):], texts, budget, redundancy,
+                                      keep_first=keep_lead)
         r = rouge(" ".join(texts[i] for i in picked), a.reference)
         lead = rouge(" ".join(texts[:3]), a.reference)
         for k in r:
