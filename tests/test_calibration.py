@@ -50,3 +50,30 @@ def test_ece_and_auroc_on_known_cases():
     assert auroc([0.5, 0.5], [1, 0]) == 0.5
     bins = reliability_bins([0.05, 0.95, 0.97], [0, 1, 0])
     assert bins[0]["count"] == 1 and bins[9]["count"] == 2 and bins[9]["accuracy"] == 0.5
+
+
+def synthetic_rows(seed: int = 0, n: int = 900) -> dict[str, np.ndarray]:
+    """Development-like rows: answerable paragraphs (group 0) and articles (1) whose rightness
+    follows the first feature, and foreign paragraphs (2), unanswerable, told apart by the last
+    feature (a calibrator is only calibrated within the groups its features can tell apart)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3 * n, len(FEATURES)))
+    group = np.repeat([0, 1, 2], n)
+    x[:, 3] = np.where(group == 2, 2.0, -1.0) + 0.1 * x[:, 3]
+    unans = (group == 2).astype(int)
+    right = ((rng.random(3 * n) < 1 / (1 + np.exp(-2 * x[:, 0]))) & (group < 2)).astype(int)
+    return {"features": x, "right": right, "unanswerable": unans, "group": group}
+
+
+def test_cross_validated_ece_is_out_of_sample_and_per_group():
+    from training.calibrate import cross_validated_ece
+    table = synthetic_rows()
+    ece = cross_validated_ece(table, folds=5)
+    assert set(ece) == {"group_0", "group_1", "group_2", "all"}
+    assert ece["all"] < 0.05
+    # paragraphs never right, which their features cannot tell from articles: the calibrator
+    # splits the difference, and the per-group figures show what the pooled one hides
+    worse = {**table, "right": np.where(table["group"] == 0, 0, table["right"])}
+    ece_worse = cross_validated_ece(worse, folds=5)
+    assert ece_worse["group_0"] > 0.15 and ece_worse["group_1"] > 0.15
+    assert ece_worse["all"] < ece_worse["group_0"] / 3

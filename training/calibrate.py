@@ -29,17 +29,31 @@ def calibration_rows(results: list[dict], examples: list[QAExample], answerable:
     return feats, right, unans
 
 
-def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
-                   unanswerable: list[tuple[list[dict], list[QAExample]]]) -> tuple[Calibrator, dict]:
-    """Fit on every (results, examples) pair given; returns the calibrator and a report (rows,
-    share right, in-sample ECE of both probabilities)."""
-    feats, right, unans = [], [], []
-    for group, ok in [(g, True) for g in answerable] + [(g, False) for g in unanswerable]:
-        f, r, u = calibration_rows(*group, answerable=ok)
+def calibration_table(answerable: list[tuple[list[dict], list[QAExample]]],
+                      unanswerable: list[tuple[list[dict], list[QAExample]]]) -> dict[str, np.ndarray]:
+    """Every development row as arrays: ``features`` (n, len(FEATURES)), ``right`` and
+    ``unanswerable`` (0/1), and ``group`` (the index of the (results, examples) pair it came from,
+    answerable pairs first), so variants of the calibrator can be compared by cross-validation."""
+    feats, right, unans, group = [], [], [], []
+    pairs = [(g, True) for g in answerable] + [(g, False) for g in unanswerable]
+    for i, (pair, ok) in enumerate(pairs):
+        f, r, u = calibration_rows(*pair, answerable=ok)
         feats += f
         right += r
         unans += u
-    x, y_right, y_null = np.array(feats), np.array(right), np.array(unans)
+        group += [i] * len(f)
+    return {"features": np.array(feats, dtype=np.float64), "right": np.array(right),
+            "unanswerable": np.array(unans), "group": np.array(group)}
+
+
+def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
+                   unanswerable: list[tuple[list[dict], list[QAExample]]]
+                   ) -> tuple[Calibrator, dict, dict[str, np.ndarray]]:
+    """Fit on every (results, examples) pair given; returns the calibrator, a report (rows,
+    share right, in-sample ECE of both probabilities) and the rows it was fitted on
+    (``calibration_table``)."""
+    table = calibration_table(answerable, unanswerable)
+    x, y_right, y_null = table["features"], table["right"], table["unanswerable"]
     cal = Calibrator.fit(x, y_right, y_null)
     p_right, p_null = cal.right(x), cal.null(x)
     report = {"rows": len(x), "share_right": round(float(y_right.mean()), 4),
@@ -48,4 +62,53 @@ def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
               "ece_null": round(expected_calibration_error(p_null, y_null), 4),
               "weights_right": cal.right.weights.round(4).tolist(),
               "weights_null": cal.null.weights.round(4).tolist()}
-    return cal, report
+    return cal, report, table
+
+
+def shown_scores(cal: Calibrator, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the engine would show for each row (models.qa): answered when P(null) < 0.5, with
+    ``score`` = min(P(right), 1 - P(null)); otherwise ``score`` = P(null). Returns (score, answered)."""
+    p_right, p_null = cal.right(x), cal.null(x)
+    answered = p_null < 0.5
+    return np.where(answered, np.minimum(p_right, 1.0 - p_null), p_null), answered
+
+
+def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, **fit_kwargs) -> dict[str, float]:
+    """ECE of the shown score (``shown_scores``) by ``folds``-fold cross-validation on the
+    development rows, per group (0: paragraphs, 1: whole articles, 2: foreign paragraphs) and
+    over all of them: the out-of-sample view of how well a calibrator of this kind transfers.
+    Folds are contiguous blocks within each group (the groups list the same questions in nearly
+    the same order, so a question's rows mostly share a fold)."""
+    x, right, unans, group = table["features"], table["right"], table["unanswerable"], table["group"]
+    fold = np.zeros(len(x), dtype=int)
+    for g in np.unique(group):
+        idx = np.flatnonzero(group == g)
+        fold[idx] = np.arange(len(idx)) * folds // len(idx)
+    score, outcome = np.zeros(len(x)), np.zeros(len(x))
+    for k in range(folds):
+        test = fold == k
+        cal = Calibrator.fit(x[~test], right[~test], unans[~test], **fit_kwargs)
+        s, answered = shown_scores(cal, x[test])
+        score[test] = s
+        outcome[test] = np.where(answered, right[test], unans[test])
+    out = {f"group_{g}": round(expected_calibration_error(score[group == g], outcome[group == g]), 4)
+           for g in np.unique(group).tolist()}
+    out["all"] = round(expected_calibration_error(score, outcome), 4)
+    return out
+
+
+def main(argv=None) -> None:
+    """``python -m training.calibrate ROWS.npz``: cross-validated ECE of the calibrator on the rows
+    ``training.tune --out FILE`` saved beside its report (FILE with ``.rows.npz``)."""
+    import argparse
+    import json
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("rows", help="the .rows.npz file written by `training.tune --out`")
+    p.add_argument("--folds", type=int, default=5)
+    args = p.parse_args(argv)
+    table = dict(np.load(args.rows))
+    print(json.dumps(cross_validated_ece(table, args.folds), indent=2))
+
+
+if __name__ == "__main__":
+    main()

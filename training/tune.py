@@ -154,10 +154,11 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     chosen = replace(decode_params, length_penalty=lp, null_threshold=even["null_threshold"],
                      span_norm=whole["span_norm"] if whole else "window",
                      window_prior=whole["window_prior"] if whole else 0.0)
-    calibrator, calibration = fit_calibrator(
+    calibrator, calibration, rows = fit_calibrator(
         [(decode(reader, pos_read, len(exs), chosen), exs), (decode(reader, docs_read, len(docs), chosen), docs)],
         [(decode(reader, neg_read, len(foreign), chosen), foreign)])
-    return {"calibrator": calibrator.to_dict(), "calibration": calibration, "by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
+    return {"calibrator": calibrator.to_dict(), "calibration": calibration, "calibration_rows": rows,
+            "by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
             "span_norm": whole["span_norm"] if whole else "window",
             "whole_articles": whole, "dev": str(dev_path), "questions": len(exs), "em": round(em, 2),
             "f1": round(float(f1s.mean()) * 100, 2), "length_penalty": lp, "by_length_penalty": by_penalty,
@@ -235,10 +236,13 @@ def main(argv=None) -> None:
     priors = tuple(float(v) for v in args.window_priors.split(",") if v.strip())
     report = tune_null_threshold(args.model, args.dev, args.max_seq_len, args.doc_stride, limit=args.limit,
                                  length_penalties=penalties, window_priors=priors, dtype=args.dtype)
+    rows = report.pop("calibration_rows")
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
+        # the calibrator's development rows, for comparing variants of it (training.calibrate)
+        np.savez(Path(args.out).with_suffix(".rows.npz"), **rows)
     if args.write:
         print(f"wrote {write_inference_settings(args.model, report, args.dev)}")
 
