@@ -13,10 +13,13 @@ has map them to probabilities, fitted on the development set for one set of weig
 
 Features of a span (``FEATURES``): its log score under the profile's normalisation and priors, the
 log of its share of every span decoded for the question, its log-odds margin over its window's
-"no answer", and its window's BM25 relevance to the question (1 when windows are not scored).
-Each weight of ``right`` on the first three is kept >= 0 and of ``null`` <= 0, so a span the
-model scores higher never gets a lower probability of being right (monotone by construction,
-checked by the tests).
+"no answer", its window's BM25 relevance to the question (1 when windows are not scored), and the
+log of the number of windows read for the question (0 for a text that fits one window: a short
+text's best span is a different bet from a long article's). A calibrator uses the subset of them
+it was fitted on (``Calibrator.features``, saved with it), so one fitted before a feature existed
+keeps working. Each weight of ``right`` on the first three is kept >= 0 and of ``null`` <= 0, so a
+span the model scores higher never gets a lower probability of being right (monotone by
+construction, checked by the tests).
 """
 from __future__ import annotations
 
@@ -25,19 +28,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FEATURES = ("log_score", "log_share", "log_margin", "relevance")
+FEATURES = ("log_score", "log_share", "log_margin", "relevance", "log_windows")
 MONOTONE = 3        # the first MONOTONE features are the model's own scores: sign-constrained
+# what ``training.tune`` fits a new calibrator on
+DEFAULT_FEATURES = FEATURES
 # the share of questions whose answer is not in the article that the no-answer probability
 # assumes: as many as answerable ones, as the null threshold's choice (training.tune) does
 NULL_PRIOR = 0.5
 _FLOOR = 1e-9
 
 
-def span_features(score: float, share: float, null: float, relevance: float = 1.0) -> np.ndarray:
-    """The feature vector of one span (see module docstring)."""
+def span_features(score: float, share: float, null: float, relevance: float = 1.0,
+                  windows: int = 1) -> np.ndarray:
+    """The feature vector of one span, in the order of ``FEATURES`` (see module docstring)."""
     log_score = math.log(max(score, _FLOOR))
     return np.array([log_score, math.log(max(share, _FLOOR)), log_score - math.log(max(null, _FLOOR)),
-                     relevance], dtype=np.float64)
+                     relevance, math.log(max(windows, 1))], dtype=np.float64)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -99,37 +105,59 @@ class Calibrator:
 
     right: Logistic
     null: Logistic
+    features: tuple[str, ...] = FEATURES[:4]     # the ones it was fitted on (older files: these four)
+
+    @property
+    def columns(self) -> list[int]:
+        return [FEATURES.index(f) for f in self.features]
+
+    def prob_right(self, x: np.ndarray) -> np.ndarray:
+        """P(right) of each row of ``x`` (rows of every ``FEATURES``, as ``span_features`` gives)."""
+        return self.right(np.atleast_2d(x)[:, self.columns])
+
+    def prob_null(self, x: np.ndarray) -> np.ndarray:
+        """P(not in the article) of each row of ``x`` (rows of every ``FEATURES``)."""
+        return self.null(np.atleast_2d(x)[:, self.columns])
 
     def p_right(self, features: np.ndarray) -> float:
-        return float(self.right(features)[0])
+        return float(self.prob_right(features)[0])
 
     def p_null(self, features: np.ndarray) -> float:
-        return float(self.null(features)[0])
+        return float(self.prob_null(features)[0])
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURES), "right": self.right.to_dict(), "null": self.null.to_dict()}
+        return {"features": list(self.features), "right": self.right.to_dict(), "null": self.null.to_dict()}
+
+    @staticmethod
+    def check_features(names) -> tuple[str, ...]:
+        names = tuple(names)
+        if names[:MONOTONE] != FEATURES[:MONOTONE] or not set(names) <= set(FEATURES):
+            raise ValueError(f"calibrator was fitted on features {list(names)}, this engine computes "
+                             f"{list(FEATURES)}: refit it with `python -m training.tune MODEL --dev DEV --write`")
+        return names
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibrator:
-        if tuple(d.get("features", ())) != FEATURES:
-            raise ValueError(f"calibrator was fitted on features {d.get('features')}, this engine computes "
-                             f"{list(FEATURES)}: refit it with `python -m training.tune MODEL --dev DEV --write`")
-        return cls(Logistic.from_dict(d["right"]), Logistic.from_dict(d["null"]))
+        names = cls.check_features(d.get("features", ()))
+        return cls(Logistic.from_dict(d["right"]), Logistic.from_dict(d["null"]), names)
 
     @classmethod
     def fit(cls, features: np.ndarray, right: np.ndarray, unanswerable: np.ndarray,
-            null_prior: float = NULL_PRIOR) -> Calibrator:
-        """Fit both regressions on the best span of each development question.
+            null_prior: float = NULL_PRIOR, use: tuple[str, ...] = DEFAULT_FEATURES) -> Calibrator:
+        """Fit both regressions on the best span of each development question (``features``: rows
+        of every ``FEATURES``; ``use``: the ones this calibrator keeps).
 
         ``null`` is then moved from the development set's share of unanswerable questions to
         ``null_prior`` (a shift of its intercept by the difference in log-odds), so that "not in
         the article" is said when it is the likelier of the two under that prior: the engine
         answers when ``p_null < 0.5``."""
-        right_model = Logistic(*fit_logistic(features, right, +1.0))
-        w, b, mean, scale = fit_logistic(features, unanswerable, -1.0)
+        use = cls.check_features(use)
+        x = np.asarray(features, dtype=np.float64)[:, [FEATURES.index(f) for f in use]]
+        right_model = Logistic(*fit_logistic(x, right, +1.0))
+        w, b, mean, scale = fit_logistic(x, unanswerable, -1.0)
         share = float(np.clip(np.mean(unanswerable), 1e-6, 1 - 1e-6))
         b += math.log(null_prior / (1 - null_prior)) - math.log(share / (1 - share))
-        return cls(right_model, Logistic(w, b, mean, scale))
+        return cls(right_model, Logistic(w, b, mean, scale), use)
 
 
 def reliability_bins(probs, outcomes, bins: int = 10) -> list[dict]:

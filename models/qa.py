@@ -304,8 +304,8 @@ class ExtractiveReader:
         mass = sum(c.score for c in cands)
         cands = merge_candidates(cands, article, max(p.top_k, p.max_list))
         relevance = windows.relevance if windows.relevance is not None else np.ones(len(windows))
-        features = [span_features(c.score, c.score / mass if mass > 0 else 0.0, c.null, float(relevance[c.window]))
-                    for c in cands]
+        features = [span_features(c.score, c.score / mass if mass > 0 else 0.0, c.null, float(relevance[c.window]),
+                                  len(rows)) for c in cands]
         best = cands[0] if cands else None
         cal = p.calibrator
         if cal is not None and best is not None:

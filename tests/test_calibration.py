@@ -22,17 +22,17 @@ def test_calibrator_is_monotone_in_the_models_scores():
     for f in range(MONOTONE):
         grid = np.tile(base, (50, 1))
         grid[:, f] = np.linspace(-4, 4, 50)
-        p_right, p_null = cal.right(grid), cal.null(grid)
+        p_right, p_null = cal.prob_right(grid), cal.prob_null(grid)
         assert np.all(np.diff(p_right) >= -1e-12), f"P(right) falls as {FEATURES[f]} rises"
         assert np.all(np.diff(p_null) <= 1e-12), f"P(not in article) rises as {FEATURES[f]} rises"
 
 
 def test_calibrator_fits_probabilities_and_round_trips():
     cal, x, right = fitted()
-    p = cal.right(x)
+    p = cal.prob_right(x)
     assert expected_calibration_error(p, right) < 0.03
     again = Calibrator.from_dict(cal.to_dict())
-    assert np.allclose(again.right(x), p, atol=1e-5)
+    assert np.allclose(again.prob_right(x), p, atol=1e-5)
     with pytest.raises(ValueError, match="refit"):
         Calibrator.from_dict({**cal.to_dict(), "features": ["other"]})
 
@@ -58,6 +58,7 @@ def synthetic_rows(seed: int = 0, n: int = 900) -> dict[str, np.ndarray]:
     feature (a calibrator is only calibrated within the groups its features can tell apart)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(3 * n, len(FEATURES)))
+    x[:, 4] = 0.0                                   # one window each
     group = np.repeat([0, 1, 2], n)
     x[:, 3] = np.where(group == 2, 2.0, -1.0) + 0.1 * x[:, 3]
     unans = (group == 2).astype(int)
@@ -77,3 +78,24 @@ def test_cross_validated_ece_is_out_of_sample_and_per_group():
     ece_worse = cross_validated_ece(worse, folds=5)
     assert ece_worse["group_0"] > 0.15 and ece_worse["group_1"] > 0.15
     assert ece_worse["all"] < ece_worse["group_0"] / 3
+
+
+def test_a_calibrator_uses_the_features_it_was_fitted_on():
+    """A calibrator saved before ``log_windows`` existed (four features) still scores the engine's
+    five-feature rows; one fitted on all five reads the window count; unknown names are refused."""
+    table = synthetic_rows()
+    x = table["features"]
+    x[:, 4] = np.log(np.where(table["group"] == 1, 4, 1))          # articles: four windows
+    four = Calibrator.fit(x, table["right"], table["unanswerable"], use=FEATURES[:4])
+    old_file = {k: v for k, v in four.to_dict().items()}
+    assert old_file["features"] == list(FEATURES[:4])
+    again = Calibrator.from_dict(old_file)
+    assert np.allclose(again.prob_right(x), four.prob_right(x), atol=1e-5)
+    changed = x.copy()
+    changed[:, 4] += 3.0                                             # it never looks at the window count
+    assert np.allclose(four.prob_right(changed), four.prob_right(x))
+    five = Calibrator.fit(x, table["right"], table["unanswerable"], use=FEATURES)
+    assert not np.allclose(five.prob_right(changed), five.prob_right(x))
+    assert span_features(0.2, 0.5, 0.1, 1.0, windows=4)[4] == pytest.approx(np.log(4))
+    with pytest.raises(ValueError, match="refit"):
+        Calibrator.fit(x, table["right"], table["unanswerable"], use=("log_score", "other"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.calibration import Calibrator, expected_calibration_error
+from models.calibration import DEFAULT_FEATURES, Calibrator, expected_calibration_error
 from models.squad import QAExample, f1_score
 
 
@@ -55,7 +55,7 @@ def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
     table = calibration_table(answerable, unanswerable)
     x, y_right, y_null = table["features"], table["right"], table["unanswerable"]
     cal = Calibrator.fit(x, y_right, y_null)
-    p_right, p_null = cal.right(x), cal.null(x)
+    p_right, p_null = cal.prob_right(x), cal.prob_null(x)
     report = {"rows": len(x), "share_right": round(float(y_right.mean()), 4),
               "share_unanswerable": round(float(y_null.mean()), 4),
               "ece_right": round(expected_calibration_error(p_right, y_right), 4),
@@ -68,7 +68,7 @@ def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
 def shown_scores(cal: Calibrator, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """What the engine would show for each row (models.qa): answered when P(null) < 0.5, with
     ``score`` = min(P(right), 1 - P(null)); otherwise ``score`` = P(null). Returns (score, answered)."""
-    p_right, p_null = cal.right(x), cal.null(x)
+    p_right, p_null = cal.prob_right(x), cal.prob_null(x)
     answered = p_null < 0.5
     return np.where(answered, np.minimum(p_right, 1.0 - p_null), p_null), answered
 
@@ -98,16 +98,33 @@ def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, **fit_kwar
 
 
 def main(argv=None) -> None:
-    """``python -m training.calibrate ROWS.npz``: cross-validated ECE of the calibrator on the rows
-    ``training.tune --out FILE`` saved beside its report (FILE with ``.rows.npz``)."""
+    """``python -m training.calibrate ROWS.npz [--features A,B,...] [--write MODEL_DIR]``: the
+    cross-validated ECE of a calibrator on the development rows that ``training.tune --out FILE``
+    saved beside its report (FILE with ``.rows.npz``); with ``--write``, the calibrator refitted
+    on all of them replaces the one in MODEL_DIR's inference.json (the weights the rows came from)."""
     import argparse
     import json
+    from pathlib import Path
+
+    from models.profiles import INFERENCE_FILE
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("rows", help="the .rows.npz file written by `training.tune --out`")
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--features", default=",".join(DEFAULT_FEATURES),
+                   help="comma-separated features the calibrator uses (models.calibration.FEATURES)")
+    p.add_argument("--write", metavar="MODEL_DIR", help="save the refitted calibrator in MODEL_DIR/inference.json")
     args = p.parse_args(argv)
     table = dict(np.load(args.rows))
-    print(json.dumps(cross_validated_ece(table, args.folds), indent=2))
+    use = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    print(json.dumps({"features": list(use), "cross_validated_ece": cross_validated_ece(table, args.folds, use=use)},
+                     indent=2))
+    if args.write:
+        cal = Calibrator.fit(table["features"], table["right"], table["unanswerable"], use=use)
+        path = Path(args.write) / INFERENCE_FILE
+        data = json.loads(path.read_text())
+        data["qa"]["calibrator"] = cal.to_dict()
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
