@@ -83,6 +83,28 @@ def with_distractors(examples: list[QAExample], k: int, seed: int, sep: str = "\
     return out
 
 
+def erase_answers(example: QAExample, min_sentences: int = 2) -> QAExample | None:
+    """The question asked of its paragraph with every sentence that holds a gold answer removed:
+    an unanswerable example whose text still holds the near misses (same subject, same kind of
+    span), unlike another article's paragraph. A sentence that repeats a gold answer's words
+    elsewhere goes too. None when fewer than ``min_sentences`` are left.
+    These teach the reader to refuse ("How much did the limo cost?" of an article that names the
+    limo but not its price: training.train_qa ``--erased-frac``)."""
+    from models.text import split_sentences
+    spans = [(a0, a0 + len(a)) for a, a0 in zip(example.answers, example.answer_starts)]
+    golds = {f" {normalize_answer(a)} " for a in example.answers} - {"  "}
+
+    def holds_answer(s) -> bool:           # at a gold offset, or the same words elsewhere
+        return (any(s.start < end and start < s.end for start, end in spans)
+                or any(g in f" {normalize_answer(s.text(example.context))} " for g in golds))
+
+    kept = [s for s in split_sentences(example.context) if not holds_answer(s)]
+    if len(kept) < min_sentences or not spans:
+        return None
+    text = " ".join(s.text(example.context) for s in kept)
+    return QAExample(example.id + "-erased", example.title, text, example.question)
+
+
 def paragraphs_by_title(examples: list[QAExample]) -> dict[str, list[str]]:
     """Each article's distinct paragraphs, in order of first appearance."""
     paras: dict[str, list[str]] = {}

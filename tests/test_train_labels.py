@@ -256,3 +256,29 @@ def test_lora_training_saves_an_adapter_that_resumes_and_continues(tmp_path, tin
 def test_squad_metrics(pred, gold, em, f1):
     assert exact_match(pred, gold) == em
     assert f1_score(pred, gold) == pytest.approx(f1)
+
+
+def test_erased_answers_leave_the_near_misses_but_no_answer(seed_article):
+    from models.squad import erase_answers
+    para = next(p for p in seed_article.split("\n\n") if "Aurus limo" in p)
+    ans = "a Russian-made Aurus limo"
+    ex = QAExample("q", "t", para, "What did Putin give Kim?", [ans, "Aurus limo"], [para.index(ans)] * 2)
+    erased = erase_answers(ex, min_sentences=1)
+    assert erased is not None and erased.answers == [] and erased.question == ex.question
+    assert "Aurus" not in erased.context and "artworks" in erased.context   # the other sentences stay
+    # an answer's words repeated in another sentence take that sentence too
+    twice = QAExample("r", "t", "Kim met Putin. The limo was black. Putin liked the limo.", "What?",
+                      ["limo"], [19])
+    assert erase_answers(twice, min_sentences=1).context == "Kim met Putin."
+    assert erase_answers(twice, min_sentences=2) is None          # too little left
+
+
+def test_features_add_erased_pairs_as_no_answer_windows(tok, seed_article):
+    para = [p for p in seed_article.split("\n\n") if len(p.split(". ")) >= 3]
+    exs = [QAExample(str(i), "t", p, "What happened?", [p.split(". ")[1]], [p.index(p.split(". ")[1])])
+           for i, p in enumerate(para[:6])]
+    plain = build_features(exs, tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0)
+    erased = build_features(exs, tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0, erased_frac=1.0)
+    extra = len(erased.windows) - len(plain.windows)
+    assert 0 < extra <= len(exs)                           # one window per erased pair that was kept
+    assert (erased.start[len(plain.windows):] == CLS_INDEX).all()

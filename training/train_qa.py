@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.squad import QAExample, normalize_answer, read_squad, with_distractors
+from models.squad import QAExample, erase_answers, normalize_answer, read_squad, with_distractors
 from models.windows import Windows, encode_windows, pad_batch
 
 CLS_INDEX = 0
@@ -106,12 +106,14 @@ def training_answer(example: QAExample, choice: str = "first") -> tuple[str, int
 
 def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_stride: int,
                    null_keep: float, unanswerable_frac: float, seed: int,
-                   answer_choice: str = "first", distractors: int = 0) -> Features:
+                   answer_choice: str = "first", distractors: int = 0, erased_frac: float = 0.0) -> Features:
     """Windows with answer labels for training.
 
     Windows that do not hold the answer are labelled no-answer (CLS) and a ``null_keep`` share of
     them is kept. ``unanswerable_frac`` of the questions are also paired with a paragraph of a
-    different article: the first window of each such pair is a no-answer example. Each question is
+    different article, and ``erased_frac`` of them with their own paragraph less the sentences
+    that hold the answer (``models.squad.erase_answers``: near misses, the hard kind): the first
+    window of each such pair is a no-answer example. Each question is
     trained on one gold answer, picked by ``answer_choice`` (see ``training_answer``), or with
     ``answer_choice="all"`` on every distinct gold span its window holds (``golds``; the loss is
     then the marginal likelihood of any of them, ``marginal_span_loss``).
@@ -139,6 +141,12 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
                 other = rng.choice(titles)
             questions.append(e.question)
             contexts.append(rng.choice(by_title[other]))
+    if erased_frac > 0:
+        for e in rng.sample(answerable, int(len(answerable) * erased_frac)):
+            erased = erase_answers(e)
+            if erased is not None:
+                questions.append(erased.question)
+                contexts.append(erased.context)
     win = encode_windows(tokenizer, questions, contexts, max_seq_len, doc_stride)
     keep: list[int] = []
     weight: list[float] = []
@@ -311,6 +319,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--null-keep", type=float, default=0.3, help="share of answerless windows kept")
     p.add_argument("--unanswerable-frac", type=float, default=0.0,
                    help="share of questions also paired with another article's paragraph")
+    p.add_argument("--erased-frac", type=float, default=0.0,
+                   help="share of questions also asked of their paragraph without the sentences "
+                        "holding the answer (no-answer examples with near misses)")
     p.add_argument("--answer", choices=["first", "majority", "shortest", "all"], default="first",
                    help="which gold answer to train on when a question has several ('all': any of "
                         "them, marginal likelihood)")
@@ -362,7 +373,8 @@ def main(argv=None) -> None:
         examples = examples[: args.limit]
     t0 = time.time()
     feats = build_features(examples, tok, args.max_seq_len, args.doc_stride, args.null_keep,
-                           args.unanswerable_frac, args.seed, args.answer, args.distractors)
+                           args.unanswerable_frac, args.seed, args.answer, args.distractors,
+                           args.erased_frac)
     n_null = int((feats.start == CLS_INDEX).sum())
     print(f"{len(examples)} questions -> {len(feats.windows)} windows ({n_null} no-answer) "
           f"in {time.time() - t0:.0f}s", flush=True)
