@@ -69,15 +69,19 @@ def synthetic_rows(seed: int = 0, n: int = 900) -> dict[str, np.ndarray]:
 def test_cross_validated_ece_is_out_of_sample_and_per_group():
     from training.calibrate import cross_validated_ece
     table = synthetic_rows()
-    ece = cross_validated_ece(table, folds=5)
-    assert set(ece) == {"group_0", "group_1", "group_2", "all"}
+    cv = cross_validated_ece(table, folds=5)
+    ece = cv["ece"]
+    assert set(ece) == {"paragraphs", "articles", "foreign", "all"}
     assert ece["all"] < 0.05
+    assert cv["refused"]["foreign"] > 0.9 and cv["refused"]["paragraphs"] < 0.1
     # paragraphs never right, which their features cannot tell from articles: the calibrator
     # splits the difference, and the per-group figures show what the pooled one hides
     worse = {**table, "right": np.where(table["group"] == 0, 0, table["right"])}
-    ece_worse = cross_validated_ece(worse, folds=5)
-    assert ece_worse["group_0"] > 0.15 and ece_worse["group_1"] > 0.15
-    assert ece_worse["all"] < ece_worse["group_0"] / 3
+    ece_worse = cross_validated_ece(worse, folds=5)["ece"]
+    assert ece_worse["paragraphs"] > 0.15 and ece_worse["articles"] > 0.15
+    assert ece_worse["all"] < ece_worse["paragraphs"] / 3
+    # fitted without the foreign rows, it has never seen an unanswerable question: it refuses none
+    assert cross_validated_ece(table, folds=5, fit_groups=(0, 1))["refused"]["foreign"] < 0.1
 
 
 def test_a_calibrator_uses_the_features_it_was_fitted_on():

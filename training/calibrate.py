@@ -2,8 +2,9 @@
 
 ``training.tune`` calls ``fit_calibrator`` once it has chosen the decoding settings, with the
 development questions decoded under them: each asked of its own paragraph and of its whole
-article (answerable), and of a paragraph of another article (unanswerable). The best span of each
-gives one row of features; "right" is token F1 >= 0.5 against the best gold answer (never for an
+article (answerable), and of a paragraph of another article and of its own paragraph less the
+sentences holding the answer (unanswerable: ``GROUPS``). The best span of each gives one row of
+features; "right" is token F1 >= 0.5 against the best gold answer (never for an
 unanswerable question), "unanswerable" is which of the two kinds it was.
 """
 from __future__ import annotations
@@ -12,6 +13,9 @@ import numpy as np
 
 from models.calibration import DEFAULT_FEATURES, Calibrator, expected_calibration_error
 from models.squad import QAExample, f1_score
+
+# the row groups training.tune passes, in order (answerable ones first)
+GROUPS = ("paragraphs", "articles", "foreign", "near_misses")
 
 
 def calibration_rows(results: list[dict], examples: list[QAExample], answerable: bool
@@ -61,8 +65,18 @@ def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
               "ece_right": round(expected_calibration_error(p_right, y_right), 4),
               "ece_null": round(expected_calibration_error(p_null, y_null), 4),
               "weights_right": cal.right.weights.round(4).tolist(),
-              "weights_null": cal.null.weights.round(4).tolist()}
+              "weights_null": cal.null.weights.round(4).tolist(),
+              "refused_in_sample": refusal_rates(cal, table)}
     return cal, report, table
+
+
+def refusal_rates(cal: Calibrator, table: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, float]:
+    """The share of each group's rows (of ``rows`` when given) the engine would answer "not in
+    the article" under ``cal`` (P(null) >= 0.5)."""
+    refused = cal.prob_null(table["features"]) >= 0.5
+    sel = np.ones(len(refused), dtype=bool) if rows is None else rows
+    return {GROUPS[g] if g < len(GROUPS) else f"group_{g}": round(float(refused[sel & (table["group"] == g)].mean()), 4)
+            for g in np.unique(table["group"][sel]).tolist()}
 
 
 def shown_scores(cal: Calibrator, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,28 +87,32 @@ def shown_scores(cal: Calibrator, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.where(answered, np.minimum(p_right, 1.0 - p_null), p_null), answered
 
 
-def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, **fit_kwargs) -> dict[str, float]:
-    """ECE of the shown score (``shown_scores``) by ``folds``-fold cross-validation on the
-    development rows, per group (0: paragraphs, 1: whole articles, 2: foreign paragraphs) and
-    over all of them: the out-of-sample view of how well a calibrator of this kind transfers.
-    Folds are contiguous blocks within each group (the groups list the same questions in nearly
-    the same order, so a question's rows mostly share a fold)."""
+def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, fit_groups: tuple[int, ...] | None = None,
+                        **fit_kwargs) -> dict[str, dict[str, float]]:
+    """ECE of the shown score (``shown_scores``) and the share refused, by ``folds``-fold
+    cross-validation on the development rows, per group (``GROUPS``) and over all of them: the
+    out-of-sample view of how well a calibrator of this kind transfers. ``fit_groups``: the
+    groups it is fitted on (default all; every group is scored). Folds are contiguous blocks
+    within each group (the groups list the same questions in nearly the same order, so a
+    question's rows mostly share a fold)."""
     x, right, unans, group = table["features"], table["right"], table["unanswerable"], table["group"]
     fold = np.zeros(len(x), dtype=int)
     for g in np.unique(group):
         idx = np.flatnonzero(group == g)
         fold[idx] = np.arange(len(idx)) * folds // len(idx)
-    score, outcome = np.zeros(len(x)), np.zeros(len(x))
+    fit_rows = np.isin(group, fit_groups) if fit_groups is not None else np.ones(len(x), dtype=bool)
+    score, outcome, refused = np.zeros(len(x)), np.zeros(len(x)), np.zeros(len(x), dtype=bool)
     for k in range(folds):
-        test = fold == k
-        cal = Calibrator.fit(x[~test], right[~test], unans[~test], **fit_kwargs)
+        test, train = fold == k, (fold != k) & fit_rows
+        cal = Calibrator.fit(x[train], right[train], unans[train], **fit_kwargs)
         s, answered = shown_scores(cal, x[test])
         score[test] = s
         outcome[test] = np.where(answered, right[test], unans[test])
-    out = {f"group_{g}": round(expected_calibration_error(score[group == g], outcome[group == g]), 4)
-           for g in np.unique(group).tolist()}
-    out["all"] = round(expected_calibration_error(score, outcome), 4)
-    return out
+        refused[test] = ~answered
+    name = {g: GROUPS[g] if g < len(GROUPS) else f"group_{g}" for g in np.unique(group).tolist()}
+    ece = {name[g]: round(expected_calibration_error(score[group == g], outcome[group == g]), 4) for g in name}
+    ece["all"] = round(expected_calibration_error(score, outcome), 4)
+    return {"ece": ece, "refused": {name[g]: round(float(refused[group == g].mean()), 4) for g in name}}
 
 
 def main(argv=None) -> None:
@@ -112,14 +130,19 @@ def main(argv=None) -> None:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--features", default=",".join(DEFAULT_FEATURES),
                    help="comma-separated features the calibrator uses (models.calibration.FEATURES)")
+    p.add_argument("--fit-groups", default=",".join(GROUPS),
+                   help=f"comma-separated row groups to fit on ({', '.join(GROUPS)}); all are scored")
     p.add_argument("--write", metavar="MODEL_DIR", help="save the refitted calibrator in MODEL_DIR/inference.json")
     args = p.parse_args(argv)
     table = dict(np.load(args.rows))
     use = tuple(f.strip() for f in args.features.split(",") if f.strip())
-    print(json.dumps({"features": list(use), "cross_validated_ece": cross_validated_ece(table, args.folds, use=use)},
+    groups = tuple(GROUPS.index(g.strip()) for g in args.fit_groups.split(",") if g.strip())
+    print(json.dumps({"features": list(use), "fit_groups": [GROUPS[g] for g in groups],
+                      "cross_validated": cross_validated_ece(table, args.folds, fit_groups=groups, use=use)},
                      indent=2))
     if args.write:
-        cal = Calibrator.fit(table["features"], table["right"], table["unanswerable"], use=use)
+        rows = np.isin(table["group"], groups)
+        cal = Calibrator.fit(table["features"][rows], table["right"][rows], table["unanswerable"][rows], use=use)
         path = Path(args.write) / INFERENCE_FILE
         data = json.loads(path.read_text())
         data["qa"]["calibrator"] = cal.to_dict()

@@ -11,8 +11,9 @@ spans per window or over the whole article) are chosen together the same way on 
 questions asked of their whole articles (models.squad.join_articles): the product reads whole
 articles, in several windows, and that is where a confident span in an unrelated window does harm.
 Then, under the chosen settings, the calibrator (models/calibration.py, training/calibrate.py) is
-fitted on the best span of every development question (paragraphs, whole articles, and foreign
-paragraphs for unanswerable ones). ``--write`` saves all of it beside the weights
+fitted on the best span of every development question (paragraphs, whole articles, and for
+unanswerable ones foreign paragraphs and "near misses": the own paragraph less the sentences that
+hold the answer, ``models.squad.erase_answers``). ``--write`` saves all of it beside the weights
 (``inference.json``), where every profile using them finds it.
 """
 from __future__ import annotations
@@ -28,7 +29,8 @@ from tqdm import tqdm
 
 from models.profiles import INFERENCE_FILE, QASettings
 from models.qa import DecodeParams, ExtractiveReader, WindowParams
-from models.squad import QAExample, exact_match, f1_score, join_articles, paragraphs_by_title, read_squad
+from models.squad import (QAExample, erase_answers, exact_match, f1_score, join_articles, paragraphs_by_title,
+                          read_squad)
 from models.text import Sentence, split_sentences
 from models.windows import Windows
 from training.calibrate import fit_calibrator
@@ -154,9 +156,13 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     chosen = replace(decode_params, length_penalty=lp, null_threshold=even["null_threshold"],
                      span_norm=whole["span_norm"] if whole else "window",
                      window_prior=whole["window_prior"] if whole else 0.0)
+    # near misses: each question asked of its own paragraph less the sentences holding its answer
+    erased = [x for x in (erase_answers(e) for e in exs) if x is not None]
+    erased_read = read_contexts(reader, erased, window_params, "dev near misses")
     calibrator, calibration, rows = fit_calibrator(
         [(decode(reader, pos_read, len(exs), chosen), exs), (decode(reader, docs_read, len(docs), chosen), docs)],
-        [(decode(reader, neg_read, len(foreign), chosen), foreign)])
+        [(decode(reader, neg_read, len(foreign), chosen), foreign),
+         (decode(reader, erased_read, len(erased), chosen), erased)])
     return {"calibrator": calibrator.to_dict(), "calibration": calibration, "calibration_rows": rows,
             "by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
             "span_norm": whole["span_norm"] if whole else "window",
