@@ -59,13 +59,14 @@ def test_tune_fits_a_calibrator_that_travels_with_the_weights(tiny_profile, tmp_
     shutil.copytree(prof.resolve_model(prof.qa.model), model)
     report = tune_null_threshold(model, SAMPLE, max_seq_len=128, doc_stride=32, limit=30,
                                  length_penalties=(0.0,), window_priors=(0.0, 2.0))
-    assert report["calibration"]["rows"] >= 60          # 30 paragraphs, articles, foreign, near misses, less empties
-    rows = report.pop("calibration_rows")     # the fitted rows: paragraphs, articles, foreign, near misses
-    assert len(rows["features"]) == len(rows["group"]) == report["calibration"]["rows"]
-    assert set(rows["group"].tolist()) == {0, 1, 2, 3}
+    assert report["calibration"]["rows"] >= 60          # 30 of each kind of question, less empties
+    rows = report.pop("calibration_rows")     # paragraphs, articles, foreign, near misses (paragraphs, articles)
+    assert len(rows["features"]) == len(rows["group"]) == len(rows["right"])
+    assert set(rows["group"].tolist()) == {0, 1, 2, 3, 4}
     unanswerable = rows["group"] >= 2
     assert (rows["unanswerable"] == unanswerable).all() and not rows["right"][unanswerable].any()
-    assert set(report["calibration"]["refused_in_sample"]) == {"paragraphs", "articles", "foreign", "near_misses"}
+    assert set(report["calibration"]["refused_in_sample"]) == {"paragraphs", "articles", "foreign", "near_misses",
+                                                               "near_miss_articles"}
     write_inference_settings(model, report, str(SAMPLE))
     (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "p", "qa": {"model": "qa", "top_k": 3},
                                                      "runtime": {"device": "cpu"}}))

@@ -156,13 +156,18 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     chosen = replace(decode_params, length_penalty=lp, null_threshold=even["null_threshold"],
                      span_norm=whole["span_norm"] if whole else "window",
                      window_prior=whole["window_prior"] if whole else 0.0)
-    # near misses: each question asked of its own paragraph less the sentences holding its answer
+    # near misses: each question asked of its own paragraph, and of its whole article, less the
+    # sentences holding its answer (unanswerable, with the near misses an article holds)
     erased = [x for x in (erase_answers(e) for e in exs) if x is not None]
     erased_read = read_contexts(reader, erased, window_params, "dev near misses")
+    erased_docs = [x for x in (erase_answers(d) for d in docs) if x is not None]
+    erased_docs_read = read_contexts(reader, erased_docs, replace(window_params, score_windows=True),
+                                     "dev near-miss articles")
     calibrator, calibration, rows = fit_calibrator(
         [(decode(reader, pos_read, len(exs), chosen), exs), (decode(reader, docs_read, len(docs), chosen), docs)],
         [(decode(reader, neg_read, len(foreign), chosen), foreign),
-         (decode(reader, erased_read, len(erased), chosen), erased)])
+         (decode(reader, erased_read, len(erased), chosen), erased),
+         (decode(reader, erased_docs_read, len(erased_docs), chosen), erased_docs)])
     return {"calibrator": calibrator.to_dict(), "calibration": calibration, "calibration_rows": rows,
             "by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
             "span_norm": whole["span_norm"] if whole else "window",
