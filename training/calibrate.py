@@ -2,8 +2,8 @@
 
 ``training.tune`` calls ``fit_calibrator`` once it has chosen the decoding settings, with the
 development questions decoded under them: each asked of its own paragraph and of its whole
-article (answerable), and of a paragraph of another article and of its own paragraph less the
-sentences holding the answer (unanswerable: ``GROUPS``). The best span of each gives one row of
+article (answerable), and of a paragraph of another article and of its own paragraph and whole
+article less the sentences holding the answer (unanswerable: ``GROUPS``). The best span of each gives one row of
 features; "right" is token F1 >= 0.5 against the best gold answer (never for an
 unanswerable question), "unanswerable" is which of the two kinds it was.
 """
@@ -76,13 +76,16 @@ def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
     return cal, report, table
 
 
-def refusal_rates(cal: Calibrator, table: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, float]:
-    """The share of each group's rows (of ``rows`` when given) the engine would answer "not in
-    the article" under ``cal`` (P(null) >= 0.5)."""
+def group_name(g: int) -> str:
+    return GROUPS[g] if g < len(GROUPS) else f"group_{g}"
+
+
+def refusal_rates(cal: Calibrator, table: dict[str, np.ndarray]) -> dict[str, float]:
+    """The share of each group's rows the engine would answer "not in the article" under ``cal``
+    (P(null) >= 0.5)."""
     refused = cal.prob_null(table["features"]) >= 0.5
-    sel = np.ones(len(refused), dtype=bool) if rows is None else rows
-    return {GROUPS[g] if g < len(GROUPS) else f"group_{g}": round(float(refused[sel & (table["group"] == g)].mean()), 4)
-            for g in np.unique(table["group"][sel]).tolist()}
+    return {group_name(g): round(float(refused[table["group"] == g].mean()), 4)
+            for g in np.unique(table["group"]).tolist()}
 
 
 def shown_scores(cal: Calibrator, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +118,7 @@ def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, fit_groups
         score[test] = s
         outcome[test] = np.where(answered, right[test], unans[test])
         refused[test] = ~answered
-    name = {g: GROUPS[g] if g < len(GROUPS) else f"group_{g}" for g in np.unique(group).tolist()}
+    name = {g: group_name(g) for g in np.unique(group).tolist()}
     ece = {name[g]: round(expected_calibration_error(score[group == g], outcome[group == g]), 4) for g in name}
     ece["all"] = round(expected_calibration_error(score, outcome), 4)
     return {"ece": ece, "refused": {name[g]: round(float(refused[group == g].mean()), 4) for g in name}}
@@ -125,7 +128,8 @@ def main(argv=None) -> None:
     """``python -m training.calibrate ROWS.npz [--features A,B,...] [--write MODEL_DIR]``: the
     cross-validated ECE of a calibrator on the development rows that ``training.tune --out FILE``
     saved beside its report (FILE with ``.rows.npz``); with ``--write``, the calibrator refitted
-    on all of them replaces the one in MODEL_DIR's inference.json (the weights the rows came from)."""
+    on all the rows of ``--fit-groups`` replaces the one in MODEL_DIR's inference.json (the
+    weights the rows came from)."""
     import argparse
     import json
     from pathlib import Path
