@@ -34,6 +34,7 @@ import yaml
 from eval.metrics import percentiles
 from eval.random_models import BERT_BASE, DISTILBART_CNN, build_random_bart, build_random_qa
 from eval.sets import data_dir, seed_article
+from models.profiles import load_profile
 from models.squad import normalize_answer, read_squad
 
 REPO = Path(__file__).resolve().parent.parent
@@ -223,7 +224,6 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
         dims = (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"])
         exact = engine_profile("embedded", folder, f"{name}-exact")
         fast = engine_profile("fast", folder, f"{name}-fast")
-        from models.profiles import load_profile
         settings = load_profile(exact).qa         # with what was saved beside the weights
         sides = {"anchor": Worker(anchor_py, "anchor", {"model": str(folder)}, threads),
                  "exact": Worker(Path(sys.executable), "engine", {"profile": str(exact)}, threads)}

@@ -40,6 +40,11 @@ NULL_PRIOR = 0.5
 _FLOOR = 1e-9
 
 
+def feature_columns(names: tuple[str, ...]) -> list[int]:
+    """Where each of ``names`` sits in a row of every ``FEATURES``."""
+    return [FEATURES.index(f) for f in names]
+
+
 def span_features(score: float, share: float, null: float, relevance: float = 1.0,
                   windows: int = 1) -> np.ndarray:
     """The feature vector of one span, in the order of ``FEATURES`` (see module docstring)."""
@@ -111,7 +116,7 @@ class Calibrator:
 
     @property
     def columns(self) -> list[int]:
-        return [FEATURES.index(f) for f in self.features]
+        return feature_columns(self.features)
 
     def prob_right(self, x: np.ndarray) -> np.ndarray:
         """P(right) of each row of ``x`` (rows of every ``FEATURES``, as ``span_features`` gives)."""
@@ -154,7 +159,7 @@ class Calibrator:
         the article" is said when it is the likelier of the two under that prior: the engine
         answers when ``p_null < 0.5``."""
         use = cls.check_features(use)
-        x = np.asarray(features, dtype=np.float64)[:, [FEATURES.index(f) for f in use]]
+        x = np.asarray(features, dtype=np.float64)[:, feature_columns(use)]
         right_model = Logistic(*fit_logistic(x, right, +1.0))
         w, b, mean, scale = fit_logistic(x, unanswerable, -1.0)
         share = float(np.clip(np.mean(unanswerable), 1e-6, 1 - 1e-6))

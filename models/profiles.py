@@ -110,6 +110,19 @@ def saved_inference_settings(model: str) -> dict[str, Any]:
     return settings
 
 
+def update_inference_settings(model: str | Path, qa: dict[str, Any], about: str | None = None) -> Path:
+    """Merge ``qa`` into the ``qa`` settings saved beside a set of weights (``inference.json``;
+    its other keys are kept) and, when given, replace its ``about`` line. Returns the file."""
+    import json
+    path = Path(model) / INFERENCE_FILE
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if about is not None:
+        data["about"] = about
+    data["qa"] = {**data.get("qa", {}), **qa}
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def _resolve_ref(profile_file: Path, ref: str) -> str:
     """A folder reference (absolute, or relative to the profile file) or a hub id, as given;
     ``package:`` refs come back unchanged (their packages ship no tuned settings)."""

@@ -7,6 +7,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.text import split_sentences
+
 
 @dataclass
 class QAExample:
@@ -90,7 +92,6 @@ def erase_answers(example: QAExample, min_sentences: int = 2) -> QAExample | Non
     elsewhere goes too. None when fewer than ``min_sentences`` are left.
     These teach the reader to refuse ("How much did the limo cost?" of an article that names the
     limo but not its price: training.train_qa ``--erased-frac``)."""
-    from models.text import split_sentences
     spans = [(a0, a0 + len(a)) for a, a0 in zip(example.answers, example.answer_starts)]
     golds = {f" {normalize_answer(a)} " for a in example.answers} - {"  "}
 

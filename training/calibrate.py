@@ -3,8 +3,8 @@
 ``training.tune`` calls ``fit_calibrator`` once it has chosen the decoding settings, with the
 development questions decoded under them: each asked of its own paragraph and of its whole
 article (answerable), and of a paragraph of another article and of its own paragraph and whole
-article less the sentences holding the answer (unanswerable: ``GROUPS``). The best span of each gives one row of
-features; "right" is token F1 >= 0.5 against the best gold answer (never for an
+article less the sentences holding the answer (unanswerable: ``GROUPS``; the calibrator is fitted
+on ``FIT_GROUPS``, every group is scored). The best span of each gives one row of features; "right" is token F1 >= 0.5 against the best gold answer (never for an
 unanswerable question), "unanswerable" is which of the two kinds it was.
 """
 from __future__ import annotations
@@ -132,9 +132,8 @@ def main(argv=None) -> None:
     weights the rows came from)."""
     import argparse
     import json
-    from pathlib import Path
 
-    from models.profiles import INFERENCE_FILE
+    from models.profiles import update_inference_settings
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("rows", help="the .rows.npz file written by `training.tune --out`")
     p.add_argument("--folds", type=int, default=5)
@@ -153,11 +152,7 @@ def main(argv=None) -> None:
     if args.write:
         rows = np.isin(table["group"], groups)
         cal = Calibrator.fit(table["features"][rows], table["right"][rows], table["unanswerable"][rows], use=use)
-        path = Path(args.write) / INFERENCE_FILE
-        data = json.loads(path.read_text())
-        data["qa"]["calibrator"] = cal.to_dict()
-        path.write_text(json.dumps(data, indent=2) + "\n")
-        print(f"wrote {path}")
+        print(f"wrote {update_inference_settings(args.write, {'calibrator': cal.to_dict()})}")
 
 
 if __name__ == "__main__":

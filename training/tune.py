@@ -11,10 +11,12 @@ spans per window or over the whole article) are chosen together the same way on 
 questions asked of their whole articles (models.squad.join_articles): the product reads whole
 articles, in several windows, and that is where a confident span in an unrelated window does harm.
 Then, under the chosen settings, the calibrator (models/calibration.py, training/calibrate.py) is
-fitted on the best span of every development question (paragraphs, whole articles, and for
-unanswerable ones foreign paragraphs and "near misses": the own paragraph less the sentences that
-hold the answer, ``models.squad.erase_answers``). ``--write`` saves all of it beside the weights
-(``inference.json``), where every profile using them finds it.
+fitted on the best span of every development question asked of its paragraph and of its whole
+article, and of another article's paragraph for unanswerable ones; questions asked of their own
+paragraph or article less the sentences that hold the answer ("near misses",
+``models.squad.erase_answers``) are scored too, to report how many it refuses
+(``training.calibrate.FIT_GROUPS`` says why they are not fitted on). ``--write`` saves all of it
+beside the weights (``inference.json``), where every profile using them finds it.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.profiles import INFERENCE_FILE, QASettings
+from models.profiles import INFERENCE_FILE, QASettings, update_inference_settings
 from models.qa import DecodeParams, ExtractiveReader, WindowParams
 from models.squad import (QAExample, erase_answers, exact_match, f1_score, join_articles, paragraphs_by_title,
                           read_squad)
@@ -157,7 +159,7 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
                      span_norm=whole["span_norm"] if whole else "window",
                      window_prior=whole["window_prior"] if whole else 0.0)
     # near misses: each question asked of its own paragraph, and of its whole article, less the
-    # sentences holding its answer (unanswerable, with the near misses an article holds)
+    # sentences holding its answer (scored and saved with the rows; FIT_GROUPS leaves them out of the fit)
     erased = [x for x in (erase_answers(e) for e in exs) if x is not None]
     erased_read = read_contexts(reader, erased, window_params, "dev near misses")
     erased_docs = [x for x in (erase_answers(d) for d in docs) if x is not None]
@@ -211,15 +213,11 @@ TUNED_SETTINGS = ("max_seq_len", "doc_stride", "length_penalty", "span_norm", "w
 
 def write_inference_settings(model_dir: str | Path, report: dict, dev: str) -> Path:
     """Save the settings ``report`` chose into ``model_dir/inference.json`` (other keys of an
-    existing file, such as a calibrator, are kept)."""
-    import json
-    path = Path(model_dir) / INFERENCE_FILE
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data["about"] = (f"Settings chosen for these weights on {Path(dev).name} by `python -m training.tune "
-                     f"MODEL --dev DEV --write`; profiles override any of them.")
-    data["qa"] = {**data.get("qa", {}), **{k: report[k] for k in TUNED_SETTINGS}}
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
+    existing file are kept)."""
+    return update_inference_settings(
+        model_dir, {k: report[k] for k in TUNED_SETTINGS},
+        about=(f"Settings chosen for these weights on {Path(dev).name} by `python -m training.tune "
+               f"MODEL --dev DEV --write`; profiles override any of them."))
 
 
 def main(argv=None) -> None:
