@@ -11,9 +11,9 @@ from serve.api import get_engine, predict
 from tests.conftest import long_article
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "xquad_en_sample.json"
-SEED_F1_FLOOR = 75.0            # measured 77.98 (stage m3 with its settings and calibrator; m2 72.46)
-SEED_HAS_ANSWER_F1_FLOOR = 80.0  # measured 83.11 (m2 78.86, MiniLM 77.28)
-XQUAD_SAMPLE_F1_FLOOR = 78.0   # measured 82.45 with m3 (79.16 with m1) on these 200 development questions
+SEED_F1_FLOOR = 75.0            # measured 78.08 (stage m4 with its settings and calibrator; m3 77.98, m2 72.46)
+SEED_HAS_ANSWER_F1_FLOOR = 80.0  # measured 83.22 (m3 83.11, m2 78.86, MiniLM 77.28)
+XQUAD_SAMPLE_F1_FLOOR = 78.0   # measured 82.55 with m4 (m3 82.45, m1 79.16) on these 200 development questions
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_the_embedded_profile_runs_the_mpnet_adapter(engine):
     assert engine.profile.qa.calibrator, "the calibrator travels with the weights (inference.json)"
 
 
-@pytest.mark.xfail(strict=True, reason="stage m3 answers 'a grand welcome' (from 'Kim gave him a grand welcome'): "
+@pytest.mark.xfail(strict=True, reason="stage m4 answers 'a grand welcome' (from 'Kim gave him a grand welcome'): "
                                        "it does not tell giver from receiver (model card, known weaknesses)")
 def test_putin_gave_kim_the_limo(seed_article):
     r = predict(seed_article, "What did Putin give Kim?")
@@ -56,7 +56,8 @@ def test_not_in_the_article(seed_article, question):
 
 @pytest.mark.parametrize("question", [
     pytest.param("How much did the Aurus limo cost?", marks=pytest.mark.xfail(
-        strict=True, reason="stage m3 answers 'Russian' with score 0.35 (m2 0.49, m1 0.22); model card, known weaknesses")),
+        strict=True, reason="stage m4 answers 'Russian-made' with score 0.35 (m3 'Russian' 0.35, m2 0.49, m1 0.22); "
+               "model card, known weaknesses")),
     "What is the population of Pyongyang?"])
 def test_never_confidently_wrong_when_the_article_does_not_say(seed_article, question):
     """The reader may offer a span for these (model card), but must say it is unlikely to be right."""
