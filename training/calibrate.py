@@ -4,8 +4,9 @@
 development questions decoded under them: each asked of its own paragraph and of its whole
 article (answerable), and of a paragraph of another article and of its own paragraph and whole
 article less the sentences holding the answer (unanswerable: ``GROUPS``; the calibrator is fitted
-on ``FIT_GROUPS``, every group is scored). The best span of each gives one row of features; "right" is token F1 >= 0.5 against the best gold answer (never for an
-unanswerable question), "unanswerable" is which of the two kinds it was.
+on ``FIT_GROUPS``, every group is scored). The best span of each gives one row of features;
+"right" is token F1 >= 0.5 against the best gold answer (never for an unanswerable question),
+"unanswerable" is which of the two kinds it was.
 """
 from __future__ import annotations
 
@@ -54,6 +55,14 @@ def calibration_table(answerable: list[tuple[list[dict], list[QAExample]]],
             "unanswerable": np.array(unans), "group": np.array(group)}
 
 
+def fit_on_groups(table: dict[str, np.ndarray], fit_groups: tuple[str, ...] = FIT_GROUPS,
+                  use: tuple[str, ...] = DEFAULT_FEATURES) -> tuple[Calibrator, np.ndarray]:
+    """The calibrator fitted on the rows of ``table`` (``calibration_table``) whose group is in
+    ``fit_groups``, with the features ``use``; returns it and the mask of those rows."""
+    sel = np.isin(table["group"], [GROUPS.index(g) for g in fit_groups])
+    return Calibrator.fit(table["features"][sel], table["right"][sel], table["unanswerable"][sel], use=use), sel
+
+
 def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
                    unanswerable: list[tuple[list[dict], list[QAExample]]],
                    fit_groups: tuple[str, ...] = FIT_GROUPS) -> tuple[Calibrator, dict, dict[str, np.ndarray]]:
@@ -62,9 +71,8 @@ def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
     in-sample ECE of both probabilities, share refused in every group) and all the rows
     (``calibration_table``)."""
     table = calibration_table(answerable, unanswerable)
-    sel = np.isin(table["group"], [GROUPS.index(g) for g in fit_groups])
+    cal, sel = fit_on_groups(table, fit_groups)
     x, y_right, y_null = table["features"][sel], table["right"][sel], table["unanswerable"][sel]
-    cal = Calibrator.fit(x, y_right, y_null)
     p_right, p_null = cal.prob_right(x), cal.prob_null(x)
     report = {"rows": len(x), "fit_groups": list(fit_groups), "share_right": round(float(y_right.mean()), 4),
               "share_unanswerable": round(float(y_null.mean()), 4),
@@ -150,8 +158,7 @@ def main(argv=None) -> None:
                       "cross_validated": cross_validated_ece(table, args.folds, fit_groups=groups, use=use)},
                      indent=2))
     if args.write:
-        rows = np.isin(table["group"], groups)
-        cal = Calibrator.fit(table["features"][rows], table["right"][rows], table["unanswerable"][rows], use=use)
+        cal, _ = fit_on_groups(table, tuple(GROUPS[g] for g in groups), use)
         print(f"wrote {update_inference_settings(args.write, {'calibrator': cal.to_dict()})}")
 
 
