@@ -43,10 +43,21 @@ def weights_digest(model) -> str:
     return h.hexdigest()
 
 
+def int8_reduce_range() -> bool:
+    """Whether int8 weights keep to 7 bits: on CPUs without VNNI (AVX2, AVX-512 without VNNI)
+    ONNX Runtime multiplies uint8 activations by int8 weights with an instruction whose 16-bit
+    sums saturate, and full-range weights make the reader's logits meaningless (on an AVX2 AMD
+    EPYC: none of 30 seed answers kept). 7-bit weights cannot saturate there; VNNI sums in 32
+    bits, so full range keeps its extra precision."""
+    from models.cpu_features import has_vnni
+    return not has_vnni()
+
+
 def graph_key(model, input_names: list[str], variant: str) -> str:
     import onnxruntime
     import torch
-    parts = [weights_digest(model), variant, ",".join(input_names), torch.__version__, onnxruntime.__version__,
+    flavour = f"{variant}-reduce-range" if variant == "int8" and int8_reduce_range() else variant
+    parts = [weights_digest(model), flavour, ",".join(input_names), torch.__version__, onnxruntime.__version__,
              str(GRAPH_FORMAT)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
@@ -82,11 +93,12 @@ def export_float32(model, input_names: list[str], path: Path) -> None:
                           external_data=False, verbose=False)
 
 
-def quantize_to_int8(src: Path, dst: Path) -> None:
+def quantize_to_int8(src: Path, dst: Path, reduce_range: bool) -> None:
     """Dynamic int8 quantization of the graph's matrix multiplies (weights int8 per channel,
-    activations quantized on the fly; VNNI instructions where the CPU has them)."""
+    activations quantized on the fly; VNNI instructions where the CPU has them). ``reduce_range``:
+    7-bit weights, for CPUs without VNNI (``int8_reduce_range``)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range)
 
 
 def ensure_graph(model, input_names: list[str], variant: str, root: Path | None = None) -> Path:
@@ -109,12 +121,13 @@ def ensure_graph(model, input_names: list[str], variant: str, root: Path | None 
     try:
         if variant == "int8":
             export_float32(model, input_names, tmp / "float32.onnx")
-            quantize_to_int8(tmp / "float32.onnx", tmp / "model.onnx")
+            quantize_to_int8(tmp / "float32.onnx", tmp / "model.onnx", int8_reduce_range())
             (tmp / "float32.onnx").unlink()
         else:
             export_float32(model, input_names, tmp / "model.onnx")
         (tmp / "meta.json").write_text(json.dumps({
-            "key": key, "variant": variant, "inputs": input_names, "sha256": sha256_file(tmp / "model.onnx"),
+            "key": key, "variant": variant, "inputs": input_names,
+            "reduce_range": variant == "int8" and int8_reduce_range(), "sha256": sha256_file(tmp / "model.onnx"),
             "built_s": round(time.time() - t0, 1)}, indent=1), encoding="utf-8")
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)

@@ -47,6 +47,24 @@ def test_backends_give_the_spans_of_torch_float32(tiny, onnx_cache, seed_article
     assert spans(got, seed_article) == spans(want, seed_article)
 
 
+def test_int8_weights_keep_to_7_bits_on_cpus_without_vnni(tiny, onnx_cache, seed_article, monkeypatch):
+    """Without VNNI, full-range int8 weights saturate ONNX Runtime's 16-bit sums (the MPNet reader
+    kept none of 30 seed answers on an AVX2 CPU): such CPUs get a graph of their own, 7-bit."""
+    import models.cpu_features as cf
+    want = reader(tiny, "torch", "float32")
+    want.warm_up()
+    graphs = {}
+    for vnni in (True, False):
+        monkeypatch.setattr(cf, "has_vnni", lambda v=vnni: v)
+        got = reader(tiny, "onnx", "int8")
+        got.warm_up()
+        meta = json.loads((Path(got.model.graph).parent / "meta.json").read_text())
+        assert meta["reduce_range"] is (not vnni)
+        assert spans(got, seed_article) == spans(want, seed_article)
+        graphs[vnni] = Path(got.model.graph)
+    assert graphs[True] != graphs[False]
+
+
 def test_the_graph_is_reused_rebuilt_when_stale_and_never_used_damaged(tiny, onnx_cache, seed_article, tmp_path):
     import shutil
 
