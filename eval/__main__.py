@@ -1,7 +1,7 @@
 """``python -m eval --profile embedded --set seed --out DIR``
 
-Scores one or more profiles (``--profiles embedded,hub``) on a QA set (seed, xquad,
-squad-heldout, or a SQuAD JSON path) or a summarization set (seed-summary, cnndm, bbc, xsum, or a
+Scores one or more profiles (``--profiles embedded,hub``) on a QA set (seed, xquad, xquad-doc,
+xquad-long, squad-heldout, or a SQuAD JSON path; ``--every 10`` takes every tenth question) or a summarization set (seed-summary, cnndm, bbc, xsum, or a
 JSONL path), prints a table and writes DIR/rows.json, DIR/totals.json, DIR/summary.md and
 DIR/chart.png."""
 from __future__ import annotations
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profiles", default=None, help="comma-separated profiles, compared side by side")
     p.add_argument("--set", default="seed", dest="set_name")
     p.add_argument("--limit", type=int, default=0, help="only the first N questions / articles")
+    p.add_argument("--every", type=int, default=1,
+                   help="only every K-th question / article (a sample across the whole set), before --limit")
     p.add_argument("--out", default=None, help="report folder (default reports/<set>)")
     p.add_argument("--one-by-one", action="store_true", help="ask questions one at a time, not batched per article")
     args = p.parse_args(argv)
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.every < 1:
+        print("error: --every takes a whole number from 1", file=sys.stderr)
+        return 2
+    items = items[:: args.every]
     if args.limit:
         items = items[: args.limit]
     rows, totals = {}, {}

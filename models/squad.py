@@ -67,6 +67,37 @@ def join_articles(examples: list[QAExample], sep: str = "\n\n") -> list[QAExampl
                       [a + shift[(e.title, e.context)] for a in e.answer_starts]) for e in examples]
 
 
+def long_articles(examples: list[QAExample], words: int = 20_000, seed: int = 0,
+                  sep: str = "\n\n") -> list[QAExample]:
+    """The same questions, each asked of a long document of about ``words`` words: its whole
+    article (``join_articles``) among other articles of the set, in an order and at a place drawn
+    per title from ``seed``, answer offsets moved. Every question of a title shares its document.
+    This is what a user's long upload looks like to the engine (the answer in one stretch, most
+    windows about something else), so it is the set to choose a reading budget on
+    (``qa.max_windows``)."""
+    whole = join_articles(examples)
+    docs: dict[str, str] = {}
+    for e in whole:
+        docs.setdefault(e.title, e.context)
+    titles = sorted(docs)
+    placed: dict[str, tuple[str, int]] = {}
+    for title in titles:
+        rng = random.Random(f"{seed}:{title}")
+        others = [t for t in titles if t != title]
+        rng.shuffle(others)
+        parts, total = [title], len(docs[title].split())
+        for t in others:
+            if total >= words:
+                break
+            parts.append(t)
+            total += len(docs[t].split())
+        rng.shuffle(parts)
+        text, starts = _join([docs[t] for t in parts], sep)
+        placed[title] = (text, starts[parts.index(title)])
+    return [QAExample(e.id, e.title, placed[e.title][0], e.question, list(e.answers),
+                      [a + placed[e.title][1] for a in e.answer_starts]) for e in whole]
+
+
 def with_distractors(examples: list[QAExample], k: int, seed: int, sep: str = "\n\n") -> list[QAExample]:
     """The same questions, each asked of its paragraph joined with ``k`` other paragraphs of the
     same article (fewer when the article has fewer), in random order, answer offsets moved. These

@@ -81,6 +81,17 @@ def test_eval_tool_end_to_end_on_tiny(tiny_profile, tmp_path, capsys):
     assert "f1" in capsys.readouterr().out
 
 
+def test_eval_every_takes_a_sample_across_the_set(tiny_profile, tmp_path, capsys):
+    from eval.sets import load_qa_set
+    ids = [it.id for it in load_qa_set("seed")]
+    assert eval_main(["--profile", tiny_profile, "--set", "seed", "--every", "10", "--limit", "4",
+                      "--out", str(tmp_path)]) == 0
+    (prof_rows,) = json.loads((tmp_path / "rows.json").read_text()).values()
+    assert [r["id"] for r in prof_rows] == ids[::10][:4]
+    assert eval_main(["--profile", tiny_profile, "--set", "seed", "--every", "0", "--out", str(tmp_path)]) == 2
+    assert "--every" in capsys.readouterr().err
+
+
 def test_eval_tool_unknown_set(tmp_path, capsys):
     assert eval_main(["--set", "no-such-set", "--out", str(tmp_path)]) == 2
     assert "Unknown set" in capsys.readouterr().err
@@ -107,3 +118,25 @@ def test_join_articles_moves_answer_offsets():
     for e in join_articles(exs):
         for text, start in zip(e.answers, e.answer_starts):
             assert e.context[start:start + len(text)] == text
+
+
+def test_long_articles_place_each_article_among_others_with_offsets_moved():
+    from models.squad import QAExample, long_articles
+    exs = [QAExample(f"{t}{i}", t, f"{t} paragraph {i} says {t.lower()}{i} " + "word " * 30, f"q {t}{i}?",
+                     [f"{t.lower()}{i}"], [len(f"{t} paragraph {i} says ")])
+           for t in "ABCDEFGH" for i in range(2)]
+    docs = long_articles(exs, words=100, seed=0)
+    assert [d.id for d in docs] == [e.id for e in exs]
+    for d in docs:
+        for text, start in zip(d.answers, d.answer_starts):
+            assert d.context[start:start + len(text)] == text
+        assert 100 <= len(d.context.split()) < 100 + 2 * 36        # stops once past ``words``
+        assert f"{d.title} paragraph 0" in d.context and f"{d.title} paragraph 1" in d.context
+        assert len({t for t in "ABCDEFGH" if f"{t} paragraph 0" in d.context}) >= 2   # others around it
+    by_title = {d.title: d.context for d in docs}
+    assert all(d.context == by_title[d.title] for d in docs)         # one document per title
+    assert len(set(by_title.values())) > len(by_title) // 2          # drawn per title
+    assert [d.context for d in long_articles(exs, words=100, seed=0)] == [d.context for d in docs]
+    assert [d.context for d in long_articles(exs, words=100, seed=1)] != [d.context for d in docs]
+    # the article is not always first: positions differ across titles
+    assert len({d.context.index(f"{d.title} paragraph 0") > 0 for d in docs}) == 2
