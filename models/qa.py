@@ -15,9 +15,10 @@ Inputs: an article (str) and questions (list[str]). Outputs: one result dict per
   spans that make up the answer, e.g. each item of a list answer). A candidate's ``score`` never
   exceeds 1 - the no-answer probability;
 - ``no_answer_score``: the probability that the article does not hold the answer; ``windows``:
-  how many windows were read for the question; ``calibrated``: whether ``score`` is calibrated;
-  ``features``: the best span's calibration features (models/calibration.py), what a calibrator
-  is fitted on.
+  how many windows were read for the question, of the ``windows_in_article`` the article was cut
+  into for it (fewer when ``qa.max_windows`` left the least related unread); ``calibrated``:
+  whether ``score`` is calibrated; ``features``: the best span's calibration features
+  (models/calibration.py), what a calibrator is fitted on.
 """
 from __future__ import annotations
 
@@ -324,8 +325,10 @@ class ExtractiveReader:
         answers = [self._as_dict(article, sentences, cands[i], id(cands[i]) in chosen_ids, mass,
                                  min(cal.p_right(features[i]) if cal else cands[i].score, ceiling))
                    for i in shown]
+        of_article = windows.of_article[rows[0]] if windows.of_article is not None and len(rows) else len(rows)
         result = {"answer": None, "score": round(null, 6), "start": None, "end": None,
                   "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(rows)),
+                  "windows_in_article": int(of_article),
                   "no_answer_score": round(null, 6), "calibrated": cal is not None,
                   "features": features[0].round(6).tolist() if features else None}
         if answered:

@@ -24,6 +24,8 @@ class Windows:
         sample: per window, the index of the (question, article) pair it belongs to.
         relevance: per window, its BM25 match with its question over the best window's of the
             same question, in [0, 1] (for the window prior, models.qa), or None when not scored.
+        of_article: per window, how many windows its question had over the whole article before
+            any were left unread (``qa.max_windows``), or None when none were selected.
     """
 
     input_ids: list[list[int]]
@@ -32,6 +34,7 @@ class Windows:
     context_mask: list[np.ndarray]
     sample: np.ndarray
     relevance: np.ndarray | None = None
+    of_article: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -221,6 +224,12 @@ def build_windows(template: PairTemplate, questions: list[list[int]], article: A
                    np.asarray(sample, dtype=np.int64))
 
 
+def windows_per_question(windows: Windows) -> np.ndarray:
+    """Per window, how many windows its question has in ``windows`` (all of them, for windows
+    of an article read whole)."""
+    return np.bincount(windows.sample)[windows.sample]
+
+
 def concat_windows(parts: list[Windows]) -> tuple[Windows, list[int]]:
     """Several requests' windows as one batch: (windows, offsets) where request ``i``'s question
     ``q`` is question ``offsets[i] + q`` of the result. Relevance is kept only if every part has it."""
@@ -229,6 +238,7 @@ def concat_windows(parts: list[Windows]) -> tuple[Windows, list[int]]:
         offsets.append(total)
         total += int(p.sample.max()) + 1 if len(p) else 0
     rel = [p.relevance for p in parts]
+    whole = [p.of_article if p.of_article is not None else windows_per_question(p) for p in parts]
     return Windows(
         input_ids=[x for p in parts for x in p.input_ids],
         token_type_ids=None if any(p.token_type_ids is None for p in parts)
@@ -237,16 +247,21 @@ def concat_windows(parts: list[Windows]) -> tuple[Windows, list[int]]:
         context_mask=[x for p in parts for x in p.context_mask],
         sample=np.concatenate([p.sample + o for p, o in zip(parts, offsets)]) if parts else np.zeros(0, np.int64),
         relevance=np.concatenate(rel) if rel and all(r is not None for r in rel) else None,
+        of_article=np.concatenate(whole) if any(p.of_article is not None for p in parts) else None,
     ), offsets
 
 
 def select_windows(windows: Windows, keep: np.ndarray | None = None,
                    relevance: np.ndarray | None = None) -> Windows:
     """The windows where ``keep`` is True (question-aware window selection; None keeps all),
-    with ``relevance`` (one value per window of ``windows``) attached, or theirs kept."""
+    with ``relevance`` (one value per window of ``windows``) attached, or theirs kept. Each kept
+    window records how many windows its question had before the selection (``of_article``)."""
     idx = np.arange(len(windows)) if keep is None else np.flatnonzero(keep)
     rel = windows.relevance if relevance is None else relevance
+    whole = windows.of_article
+    if keep is not None and whole is None:
+        whole = windows_per_question(windows)
     return Windows([windows.input_ids[i] for i in idx],
                    None if windows.token_type_ids is None else [windows.token_type_ids[i] for i in idx],
                    [windows.offsets[i] for i in idx], [windows.context_mask[i] for i in idx],
-                   windows.sample[idx], None if rel is None else rel[idx])
+                   windows.sample[idx], None if rel is None else rel[idx], None if whole is None else whole[idx])

@@ -133,8 +133,20 @@ def render_answers(results: list[dict]) -> str:
         if cands:
             body += (f"<p class='candidates'>{label}: "
                      + ", ".join(f"{_show(a['answer'])} ({a['score']:.0%})" for a in cands) + "</p>")
+        body += reading_note(r)
         out.append(head + body)
     return f'<style>{CSS}</style><div class="aqa">' + "".join(out) + "</div>" if out else ""
+
+
+def reading_note(result: dict) -> str:
+    """A line saying that only part of a long article was read for this question (the reading
+    budget, ``qa.max_windows``), so that "Not found" is read as "not in the passages read";
+    nothing when the article was read whole."""
+    read, whole = result.get("windows", 0), result.get("windows_in_article", 0)
+    if not read or whole <= read:
+        return ""
+    return (f"<p class='reading-note'>Read the {read} of {whole} passages of the article that share "
+            f"the most words with the question.</p>")
 
 
 def _show(text: str) -> str:

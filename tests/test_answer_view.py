@@ -3,7 +3,7 @@ inline and labelled, overlaps showing every question, links to marks, consistent
 import html
 import re
 
-from serve.answer_view import answer_marks, render_answers, render_article, render_view, segments
+from serve.answer_view import answer_marks, reading_note, render_answers, render_article, render_view, segments
 
 ARTICLE = "Putin gave Kim an Aurus limo.\n\nKim gave <b>Putin</b> artworks & a dog."
 
@@ -69,3 +69,13 @@ def test_answer_links_point_at_their_marks():
 def test_summary_sentences_are_marked_too():
     view = render_view(ARTICLE, [], [(0, ARTICLE.index(".") + 1)])
     assert '<span class="summary-sentence">Putin gave Kim an Aurus limo.</span>' in view
+
+
+def test_a_partly_read_long_article_says_so_beside_the_answer():
+    limo = (ARTICLE.index("Aurus"), ARTICLE.index("limo") + 4)
+    budgeted = {**result("Capital of France?", [limo], answered=False, null=0.9), "windows": 8,
+                "windows_in_article": 110}
+    assert "Read the 8 of 110 passages" in render_answers([budgeted])
+    whole = {**budgeted, "windows": 5, "windows_in_article": 5}
+    assert reading_note(whole) == "" and "reading-note" not in render_answers([whole])
+    assert reading_note(result("Q?", [limo])) == ""        # results without the counts show nothing

@@ -89,12 +89,28 @@ def test_window_selection_reads_only_the_best_windows(tiny_profile, tmp_path):
     q = "Which limousine gift did the president give?"
     r, f = engine.predict_many(article, [q])[0], full.predict_many(article, [q])[0]
     assert r["windows"] == 3 and f["windows"] > 20
+    assert r["windows_in_article"] == f["windows_in_article"] == f["windows"]     # what was left unread is said
     assert article[r["start"]:r["end"]] == r["answer"]
     # the selected windows are the ones BM25 ranks first, and the answer comes from one of them
     reader = engine.reader
     w = reader.preprocess(article, [q], reader.sanitize()[0])
     spans = [(o[m][0, 0], o[m][-1, 1]) for o, m in zip(w.offsets, w.context_mask)]
     assert any(a <= r["start"] and r["end"] <= b for a, b in spans)
+
+
+def test_windows_in_article_survives_cross_request_batching(tiny_profile, tmp_path, seed_article):
+    """Requests read in the same forward passes (``run_batch``) each report their own article's
+    window count, budgeted or not."""
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=3)))
+    engine.warm_up(qa=True, summarizer=False)
+    long_text, q = long_article(5000), "Which limousine gift did the president give?"
+    alone = [engine.reader.run(a, [q])[0] for a in (long_text, seed_article)]
+    both = engine.reader.run_batch([(long_text, [q], None), (seed_article, [q], None)])
+    for one, (batched,) in zip(alone, both):
+        assert (batched["windows"], batched["windows_in_article"]) == (one["windows"], one["windows_in_article"])
+    assert alone[0]["windows"] == 3 < alone[0]["windows_in_article"]
+    whole = engine.reader.run(seed_article, [q], max_windows=0)[0]
+    assert alone[1]["windows_in_article"] == whole["windows"] == whole["windows_in_article"]
 
 
 def test_article_is_tokenized_once_for_many_calls(tiny_profile, tmp_path, seed_article, monkeypatch):
