@@ -1,9 +1,9 @@
 """``python -m eval --profile embedded --set seed --out DIR``
 
 Scores one or more profiles (``--profiles embedded,hub``) on a QA set (seed, xquad, xquad-doc,
-xquad-long, squad-heldout, or a SQuAD JSON path; ``--every 10`` takes every tenth question) or a summarization set (seed-summary, cnndm, bbc, xsum, or a
-JSONL path), prints a table and writes DIR/rows.json, DIR/totals.json, DIR/summary.md and
-DIR/chart.png."""
+xquad-long, squad-heldout, or a SQuAD JSON path) or a summarization set (seed-summary, cnndm,
+bbc, xsum, or a JSONL path), prints a table and writes DIR/rows.json, DIR/totals.json,
+DIR/summary.md and DIR/chart.png. ``--every 10`` scores every tenth item, ``--limit N`` the first N."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="report folder (default reports/<set>)")
     p.add_argument("--one-by-one", action="store_true", help="ask questions one at a time, not batched per article")
     args = p.parse_args(argv)
+    if args.every < 1:
+        print("error: --every takes a whole number from 1", file=sys.stderr)
+        return 2
     profiles = (args.profiles or args.profile or "embedded").split(",")
     out = Path(args.out or f"reports/{Path(args.set_name).stem}")
     summary = is_summary_set(args.set_name)
@@ -36,9 +39,6 @@ def main(argv: list[str] | None = None) -> int:
         items = load_summary_set(args.set_name) if summary else load_qa_set(args.set_name)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.every < 1:
-        print("error: --every takes a whole number from 1", file=sys.stderr)
         return 2
     items = items[:: args.every]
     if args.limit:

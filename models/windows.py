@@ -24,8 +24,9 @@ class Windows:
         sample: per window, the index of the (question, article) pair it belongs to.
         relevance: per window, its BM25 match with its question over the best window's of the
             same question, in [0, 1] (for the window prior, models.qa), or None when not scored.
-        of_article: per window, how many windows its question had over the whole article before
-            any were left unread (``qa.max_windows``), or None when none were selected.
+        of_article: per window, how many windows its question has over the whole article, set
+            where the windows are built and kept by ``select_windows``, so it still counts the
+            windows left unread (``qa.max_windows``); None for windows built elsewhere.
     """
 
     input_ids: list[list[int]]
@@ -220,25 +221,21 @@ def build_windows(template: PairTemplate, questions: list[list[int]], article: A
             offs_out.append(off)
             masks_out.append(mask)
             sample.append(qi)
-    return Windows(ids_out, types_out if template.has_types else None, offs_out, masks_out,
-                   np.asarray(sample, dtype=np.int64))
-
-
-def windows_per_question(windows: Windows) -> np.ndarray:
-    """Per window, how many windows its question has in ``windows`` (all of them, for windows
-    of an article read whole)."""
-    return np.bincount(windows.sample)[windows.sample]
+    sample = np.asarray(sample, dtype=np.int64)
+    return Windows(ids_out, types_out if template.has_types else None, offs_out, masks_out, sample,
+                   of_article=np.bincount(sample)[sample])
 
 
 def concat_windows(parts: list[Windows]) -> tuple[Windows, list[int]]:
     """Several requests' windows as one batch: (windows, offsets) where request ``i``'s question
-    ``q`` is question ``offsets[i] + q`` of the result. Relevance is kept only if every part has it."""
+    ``q`` is question ``offsets[i] + q`` of the result. Relevance and ``of_article`` are kept only
+    if every part has them."""
     offsets, total = [], 0
     for p in parts:
         offsets.append(total)
         total += int(p.sample.max()) + 1 if len(p) else 0
     rel = [p.relevance for p in parts]
-    whole = [p.of_article if p.of_article is not None else windows_per_question(p) for p in parts]
+    whole = [p.of_article for p in parts]
     return Windows(
         input_ids=[x for p in parts for x in p.input_ids],
         token_type_ids=None if any(p.token_type_ids is None for p in parts)
@@ -247,20 +244,17 @@ def concat_windows(parts: list[Windows]) -> tuple[Windows, list[int]]:
         context_mask=[x for p in parts for x in p.context_mask],
         sample=np.concatenate([p.sample + o for p, o in zip(parts, offsets)]) if parts else np.zeros(0, np.int64),
         relevance=np.concatenate(rel) if rel and all(r is not None for r in rel) else None,
-        of_article=np.concatenate(whole) if any(p.of_article is not None for p in parts) else None,
+        of_article=np.concatenate(whole) if whole and all(w is not None for w in whole) else None,
     ), offsets
 
 
 def select_windows(windows: Windows, keep: np.ndarray | None = None,
                    relevance: np.ndarray | None = None) -> Windows:
     """The windows where ``keep`` is True (question-aware window selection; None keeps all),
-    with ``relevance`` (one value per window of ``windows``) attached, or theirs kept. Each kept
-    window records how many windows its question had before the selection (``of_article``)."""
+    with ``relevance`` (one value per window of ``windows``) attached, or theirs kept."""
     idx = np.arange(len(windows)) if keep is None else np.flatnonzero(keep)
     rel = windows.relevance if relevance is None else relevance
     whole = windows.of_article
-    if keep is not None and whole is None:
-        whole = windows_per_question(windows)
     return Windows([windows.input_ids[i] for i in idx],
                    None if windows.token_type_ids is None else [windows.token_type_ids[i] for i in idx],
                    [windows.offsets[i] for i in idx], [windows.context_mask[i] for i in idx],
