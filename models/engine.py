@@ -19,6 +19,7 @@ from models.loading import ModelLoadError, pick_device
 from models.memory import release_free_memory
 from models.profiles import Profile, load_profile, profile_path
 from models.qa import ExtractiveReader
+from models.sentence_encoder import SentenceEncoder
 from models.summarize import make_summarizer
 from models.text import InputError, check_question, decode_article
 
@@ -73,8 +74,11 @@ class ArticleQA:
             if self.reader is None:
                 ref = self.profile.qa.model
                 rt = self.profile.runtime
-                r = ExtractiveReader(self.profile.qa, self.profile.resolve_model(ref) if ref else None, self._dev(),
-                                     rt.dtype, rt.backend, rt.threads)
+                q = self.profile.qa
+                encoder = (SentenceEncoder(self.profile.resolve_model(q.sentence_encoder), self._dev())
+                           if q.sentence_encoder and q.sentence_prior else None)
+                r = ExtractiveReader(q, self.profile.resolve_model(ref) if ref else None, self._dev(),
+                                     rt.dtype, rt.backend, rt.threads, encoder)
                 r.warm_up()
                 self.reader = r
             return self.reader

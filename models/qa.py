@@ -31,8 +31,9 @@ import numpy as np
 from models.loading import ModelLoadError, load_pretrained
 from models.calibration import Calibrator, span_features
 from models.profiles import QASettings
+from models.sentence_encoder import SentenceEncoder
 from models.spans import (Candidate, article_norm_factors, has_answer, merge_candidates, select_list,
-                          to_candidates, window_spans)
+                          sentence_prior_factors, to_candidates, window_spans)
 from models.text import Sentence, sentence_at, split_sentences
 from models.window_select import WordIndex, best_windows, bm25_scores
 from models.windows import (ArticleTokens, PairTemplate, Windows, build_windows, concat_windows, pad_batch,
@@ -43,6 +44,10 @@ ARTICLE_CACHE = 8   # recently seen articles whose tokens are kept for the next 
 # spans kept per window before merging: enough that the window prior, which reorders spans across
 # windows, and the removal of nested duplicates still leave top_k distinct candidates
 SPANS_PER_WINDOW = 20
+# the sentence prior embeds only the sentences of candidates scoring at least this share of the
+# best: on XQuAD-en (every third question) re-weighing only those gives the same F1 as re-weighing
+# the top 20, with 1.8 sentences embedded a question instead of 6.4 (docs/benchmarks.md)
+PRIOR_MIN_SHARE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class DecodeParams:
     list_threshold: float
     max_list: int
     calibrator: Calibrator | None = None   # calibrated scores and no-answer decision when present
+    sentence_prior: float = 0.0            # spans.sentence_prior_factors; 0 = off
 
 
 class ExtractiveReader:
@@ -78,11 +84,16 @@ class ExtractiveReader:
     the weights, see ``models.profiles``); ``sanitize()`` turns them, with any per-call
     overrides, into the parameters of ``preprocess`` and ``postprocess``, which read nothing
     else, so a tuning run can decode the same logits under many settings.
+
+    With a ``sentence_encoder`` (the profile's ``qa.sentence_encoder``) and ``qa.sentence_prior``
+    > 0, each candidate is also weighed by how much its sentence is like the question
+    (``question_similarity``, ``models.spans.sentence_prior_factors``).
     """
 
     def __init__(self, settings: QASettings, model: str | None, device: str = "cpu", dtype: str = "float32",
-                 backend: str = "torch", threads: int = 0):
+                 backend: str = "torch", threads: int = 0, sentence_encoder: SentenceEncoder | None = None):
         self.settings = settings
+        self.sentence_encoder = sentence_encoder
         self.model_name = model
         self.device = device
         self.dtype = dtype
@@ -112,6 +123,8 @@ class ExtractiveReader:
         elif dtype == "bfloat16":
             import torch
             model = model.to(torch.bfloat16)
+        if self.sentence_encoder is not None:
+            self.sentence_encoder.warm_up()
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.tokenizer, self.model = tokenizer, model
 
@@ -138,7 +151,8 @@ class ExtractiveReader:
         return (WindowParams(s.max_seq_len, s.doc_stride, s.max_question_len, s.max_windows,
                              bool(s.max_windows or s.window_prior)),
                 DecodeParams(s.top_k, s.max_answer_len, s.length_penalty, s.span_norm, s.window_prior,
-                             s.null_threshold, s.list_threshold, s.max_list, self._calibrator(s.calibrator)))
+                             s.null_threshold, s.list_threshold, s.max_list, self._calibrator(s.calibrator),
+                             s.sentence_prior if self.sentence_encoder is not None else 0.0))
 
     def _calibrator(self, spec: dict | None) -> Calibrator | None:
         """The calibrator of a settings dict, built once per dict."""
@@ -168,7 +182,8 @@ class ExtractiveReader:
         windows = self.preprocess(article, questions, window_params)
         start, end = self.forward(windows, progress)
         sentences = split_sentences(article)
-        return [self.postprocess(article, sentences, windows, start, end, q, decode_params)
+        similarity = self.question_similarity(questions, decode_params)
+        return [self.postprocess(article, sentences, windows, start, end, q, decode_params, similarity[q])
                 for q in range(len(questions))]
 
     def run_batch(self, requests: list[tuple[str, list[str], int | None]],
@@ -183,13 +198,14 @@ class ExtractiveReader:
         for i, (article, questions, top_k) in enumerate(requests):
             try:
                 window_params, decode_params = self.sanitize(top_k=top_k)
-                prepared.append((i, article, decode_params, self.preprocess(article, questions, window_params)))
+                prepared.append((i, article, questions, decode_params,
+                                 self.preprocess(article, questions, window_params)))
             except Exception as exc:      # reported to its own caller
                 out[i] = exc
         if not prepared:
             return out
-        windows, offsets = concat_windows([p[3] for p in prepared])
-        sizes = [len(p[3]) for p in prepared]
+        windows, offsets = concat_windows([p[4] for p in prepared])
+        sizes = [len(p[4]) for p in prepared]
         callbacks = [(progress or [None] * len(requests))[p[0]] for p in prepared]
 
         def report(done: int, total: int) -> None:      # each request sees its share of the work
@@ -198,15 +214,27 @@ class ExtractiveReader:
                     cb(min(n, round(done * n / total)), n)
 
         start, end = self.forward(windows, report)
-        for (i, article, decode_params, own), offset in zip(prepared, offsets):
+        for (i, article, questions, decode_params, own), offset in zip(prepared, offsets):
             try:
                 sentences = split_sentences(article)
-                n_questions = int(own.sample.max()) + 1
-                out[i] = [self.postprocess(article, sentences, windows, start, end, offset + q, decode_params)
-                          for q in range(n_questions)]
+                similarity = self.question_similarity(questions, decode_params)
+                out[i] = [self.postprocess(article, sentences, windows, start, end, offset + q, decode_params,
+                                           similarity[q])
+                          for q in range(len(questions))]
             except Exception as exc:
                 out[i] = exc
         return out
+
+    def question_similarity(self, questions: list[str], params: DecodeParams
+                            ) -> list[Callable[[list[str]], np.ndarray] | None]:
+        """For each question, a function from sentences to their cosines with the question (what
+        ``postprocess`` weighs candidates by), or None for each when the sentence prior is off. The
+        questions are embedded now, together; sentences when ``postprocess`` asks for them (only
+        those holding candidates near the best), and the encoder keeps recent embeddings."""
+        if not params.sentence_prior or self.sentence_encoder is None:
+            return [None] * len(questions)
+        encoder = self.sentence_encoder
+        return [lambda texts, v=v: encoder.embed(texts) @ v for v in encoder.embed(list(questions))]
 
     def preprocess(self, article: str, questions: list[str], params: WindowParams) -> Windows:
         """Windows of every question over the article, which is tokenized once (and kept for the
@@ -275,8 +303,11 @@ class ExtractiveReader:
         return start, end
 
     def postprocess(self, article: str, sentences: list[Sentence], windows: Windows,
-                    start: list[np.ndarray], end: list[np.ndarray], q: int, params: DecodeParams) -> dict:
-        """Span search over all windows of question ``q``, merged into one result."""
+                    start: list[np.ndarray], end: list[np.ndarray], q: int, params: DecodeParams,
+                    similarity: Callable[[list[str]], np.ndarray] | None = None) -> dict:
+        """Span search over all windows of question ``q``, merged into one result. ``similarity``:
+        sentences -> their cosines with the question (``question_similarity``), for the sentence
+        prior."""
         p = params
         rows = np.flatnonzero(windows.sample == q)          # this question's windows
         width = max(len(start[w]) for w in rows)
@@ -302,6 +333,9 @@ class ExtractiveReader:
             factor *= np.exp(-p.window_prior * (1.0 - windows.relevance))
         for cand in cands:
             cand.score *= float(factor[cand.window])
+        if p.sentence_prior and similarity is not None and cands:
+            for cand, f in zip(cands, self._sentence_factors(article, sentences, cands, similarity, p.sentence_prior)):
+                cand.score *= float(f)
         mass = sum(c.score for c in cands)
         cands = merge_candidates(cands, article, max(p.top_k, p.max_list))
         relevance = windows.relevance if windows.relevance is not None else np.ones(len(windows))
@@ -336,6 +370,19 @@ class ExtractiveReader:
             result.update({k: top[k] for k in ("answer", "score", "span_score", "share", "start", "end",
                                                "sentence", "sentence_start")})
         return result
+
+    @staticmethod
+    def _sentence_factors(article: str, sentences: list[Sentence], cands: list[Candidate],
+                          similarity: Callable[[list[str]], np.ndarray], weight: float) -> np.ndarray:
+        """The sentence prior's factor for each candidate. Only the sentences of candidates scoring
+        at least ``PRIOR_MIN_SHARE`` of the best are embedded; the others count as the least
+        similar, which cannot lift them past the best (``spans.sentence_prior_factors``)."""
+        best = max(c.score for c in cands)
+        where = [sentence_at(sentences, c.start) if c.score >= PRIOR_MIN_SHARE * best else None for c in cands]
+        texts = list(dict.fromkeys(s.text(article) for s in where if s is not None))
+        cos = dict(zip(texts, similarity(texts))) if texts else {}
+        sims = np.array([cos[s.text(article)] if s is not None else np.nan for s in where])
+        return sentence_prior_factors(sims, weight)
 
     @staticmethod
     def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool, mass: float,

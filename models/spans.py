@@ -122,6 +122,26 @@ def article_norm_factors(start_logits: np.ndarray, end_logits: np.ndarray,
     return np.exp(window - article)
 
 
+def sentence_prior_factors(similarity: np.ndarray, weight: float) -> np.ndarray:
+    """Per-candidate factors exp(weight * (sim - best sim)), where sim is the cosine between the
+    question's and the candidate's sentence's embeddings (``models.sentence_encoder``): 1 for the
+    candidates in the sentence most like the question, less for the others. The reader scores
+    spans, not sentences, and a span that fits the question's type in a sentence about something
+    else can win ("What did Putin give Kim?" -> "a grand welcome", from "Kim gave him a grand
+    welcome", over the limo in "Putin gave Kim a Russian-made Aurus limo"); the sentence encoder
+    compares whole statements. A candidate with no sentence (NaN) counts as the least similar.
+
+    Args:
+        similarity: (candidates,) cosines, NaN where a candidate has none.
+        weight: the prior's strength (``qa.sentence_prior``), chosen on the development set.
+    """
+    sims = np.asarray(similarity, dtype=np.float64)
+    if weight == 0 or not len(sims) or np.isnan(sims).all():
+        return np.ones(len(sims))
+    sims = np.where(np.isnan(sims), np.nanmin(sims), sims)
+    return np.exp(weight * (sims - sims.max()))
+
+
 def to_candidates(text: str, spans: np.ndarray, scores: np.ndarray, null: np.ndarray,
                   offsets: list[np.ndarray], windows: list[int]) -> list[Candidate]:
     """Token spans -> character ranges of the original text, widened to whole words."""

@@ -14,6 +14,7 @@ import numpy as np
 
 from models.loading import ModelLoadError, load_pretrained
 from models.profiles import SummarizerSettings
+from models.sentence_encoder import SentenceEncoder
 from models.sentence_scorer import SentenceScorer, headline_of, sentence_features
 from models.text import Sentence, body_end, body_sentences, split_sentences
 
@@ -124,31 +125,25 @@ class _Summarizer:
 
 
 class ExtractiveSummarizer(_Summarizer):
-    """Picks article sentences with a sentence encoder (mean-pooled token embeddings) and, when
+    """Picks article sentences with a sentence encoder (``models.sentence_encoder``) and, when
     the profile names one, a trained sentence scorer."""
 
-    kind = "encoder"
     scorer: SentenceScorer | None = None
+
+    def __init__(self, settings: SummarizerSettings, model: str, device: str = "cpu"):
+        super().__init__(settings, model, device)
+        self.encoder = SentenceEncoder(model, device, batch_size=settings.batch_size)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalised mean-pooled embeddings (each sentence up to 256 tokens)."""
-        import torch
-        if self.model is None:
+        if self.encoder.model is None:
             raise RuntimeError("ExtractiveSummarizer used before warm_up().")
-        out = []
-        with torch.inference_mode():
-            for b in range(0, len(texts), self.settings.batch_size):
-                enc = self.tokenizer(texts[b:b + self.settings.batch_size], padding=True, truncation=True,
-                                     max_length=256, return_tensors="pt").to(self.device)
-                hidden = self.model(**enc).last_hidden_state
-                m = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                v = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-                out.append(torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy())
-        return np.concatenate(out)
+        return self.encoder.embed(texts)
 
     def warm_up(self) -> None:
         """The encoder, and the trained sentence scorer when the profile names one."""
-        super().warm_up()
+        self.encoder.warm_up()
+        self.model = self.encoder.model
         if self.settings.scorer and self.scorer is None:
             self.scorer = SentenceScorer(self.settings.scorer)
 

@@ -11,7 +11,7 @@ def download_profile(profile: str) -> int:
     """Download every hub model a profile names (local folders and packages are skipped).
     Returns a process exit code; says plainly when the hub cannot be reached."""
     prof = load_profile(profile)
-    refs = [r for r in (prof.qa.model, prof.summarizer.model) if r]
+    refs = [r for r in (prof.qa.model, prof.qa.sentence_encoder, prof.summarizer.model) if r]
     hub_ids = [prof.resolve_model(r) for r in refs if not Path(prof.resolve_model(r)).is_dir()]
     if not hub_ids:
         print(f"Profile {prof.name!r} needs no download: its models are local.")

@@ -11,8 +11,8 @@ from serve.api import get_engine, predict
 from tests.conftest import long_article
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "xquad_en_sample.json"
-SEED_F1_FLOOR = 75.0            # measured 78.08 (stage m4 with its settings and calibrator; m3 77.98, m2 72.46)
-SEED_HAS_ANSWER_F1_FLOOR = 80.0  # measured 83.22 (m3 83.11, m2 78.86, MiniLM 77.28)
+SEED_F1_FLOOR = 80.0            # measured 83.54 (m4 with the sentence prior; 78.08 without, m3 77.98, m2 72.46)
+SEED_HAS_ANSWER_F1_FLOOR = 86.0  # measured 89.47 (83.22 without the prior; m3 83.11, m2 78.86, MiniLM 77.28)
 XQUAD_SAMPLE_F1_FLOOR = 78.0   # measured 82.55 with m4 (m3 82.45, m1 79.16) on these 200 development questions
 
 
@@ -29,11 +29,20 @@ def test_the_embedded_profile_runs_the_mpnet_adapter(engine):
     assert engine.profile.qa.calibrator, "the calibrator travels with the weights (inference.json)"
 
 
-@pytest.mark.xfail(strict=True, reason="stage m4 answers 'a grand welcome' (from 'Kim gave him a grand welcome'): "
-                                       "it does not tell giver from receiver (model card, known weaknesses)")
 def test_putin_gave_kim_the_limo(seed_article):
+    """The reader alone answers "a grand welcome" (from "Kim gave him a grand welcome"); the
+    sentence prior (qa.sentence_prior) prefers the sentence that says what Putin gave Kim."""
     r = predict(seed_article, "What did Putin give Kim?")
     assert r["answer"] is not None and "Aurus limo" in r["answer"], r["answer"]
+    alone = get_engine("embedded").reader.run(seed_article, ["What did Putin give Kim?"], sentence_prior=0.0)[0]
+    assert alone["answer"] == "a grand welcome", alone["answer"]    # what the prior changes
+
+
+@pytest.mark.xfail(strict=True, reason="answers the limo: neither the reader nor the sentence encoder tells "
+                                       "giver from receiver (model card, known weaknesses)")
+def test_kim_gave_putin_artworks(seed_article):
+    r = predict(seed_article, "What did Kim give Putin?")
+    assert r["answer"] is not None and "artworks" in r["answer"], r["answer"]
 
 
 def test_limo_is_among_the_candidates(seed_article):
@@ -87,10 +96,10 @@ def test_a_20000_word_article_still_reads_the_right_window(seed_article, engine)
     r = predict(article, "Who is Kim's powerful sister?")
     assert 0 < budget < 20 and r["windows"] == budget and r["windows_in_article"] > 80
     assert r["answer"] is not None and "Kim Yo Jong" in r["answer"] and r["start"] > len(filler), r["answer"]
-    # the flagship question reads the gift paragraph's window: the limo is among its candidates
-    # (which span wins is the reader's weakness above, not the engine's reading)
+    # the flagship question reads the gift paragraph's window and, with the sentence prior, answers
+    # with the limo from the seed part
     gift = predict(article, "What did Putin give Kim?", top_k=3)
-    assert any("limo" in a["answer"] and a["start"] > len(filler) for a in gift["answers"]), gift["answers"]
+    assert gift["answer"] is not None and "Aurus limo" in gift["answer"] and gift["start"] > len(filler), gift["answers"]
     # an article the size of the seed article is read whole: the same windows and answer as with no budget
     unbudgeted = engine.reader.run(seed_article, ["Who is Kim's powerful sister?"], max_windows=0)[0]
     budgeted = predict(seed_article, "Who is Kim's powerful sister?")

@@ -148,3 +148,16 @@ def test_article_normalisation_is_one_softmax_over_every_window():
     assert scores[1, 0] * factors[1] < scores[0, 0] * factors[0]
     one = article_norm_factors(start[:1], end[:1], mask[:1])
     assert one[0] >= 1.0      # one window: only [CLS] leaves the sums, the ranking is unchanged
+
+
+def test_sentence_prior_keeps_the_most_similar_sentence_and_weighs_the_rest_down():
+    from models.spans import sentence_prior_factors
+    sims = np.array([0.5, 0.8, np.nan, 0.2])
+    f = sentence_prior_factors(sims, 4.0)
+    assert f[1] == pytest.approx(1.0)
+    assert f[0] == pytest.approx(np.exp(4.0 * (0.5 - 0.8)))
+    assert f[2] == pytest.approx(f[3])            # no sentence: as the least similar one
+    assert np.all(f[[0, 3]] < 1.0) and f[3] < f[0]
+    assert np.array_equal(sentence_prior_factors(sims, 0.0), np.ones(4))
+    assert np.array_equal(sentence_prior_factors(np.array([np.nan, np.nan]), 4.0), np.ones(2))
+    assert len(sentence_prior_factors(np.array([]), 4.0)) == 0
