@@ -1,7 +1,6 @@
 """The sentence encoder (models/sentence_encoder.py) and the reader's sentence prior (models/qa.py),
 on the packaged MiniLM sentence encoder and the tiny random-weight reader."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -43,9 +42,9 @@ def test_embeddings_are_unit_length_in_order_and_cached(encoder, monkeypatch):
 def test_cold_encoder_and_other_pooling_are_refused(tmp_path):
     with pytest.raises(RuntimeError, match="warm_up"):
         SentenceEncoder(resolve_model_ref(MINILM)).embed(["x"])
-    folder = tmp_path / "enc"
-    shutil.copytree(resolve_model_ref(MINILM), folder)
-    (folder / "1_Pooling").mkdir(exist_ok=True)
+    assert pooling_mode(resolve_model_ref(MINILM)) == "mean"
+    folder = tmp_path / "enc"           # checked before any weights are read
+    (folder / "1_Pooling").mkdir(parents=True)
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(
         {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
     assert pooling_mode(folder) == "cls"
