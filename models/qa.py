@@ -379,10 +379,10 @@ class ExtractiveReader:
         similar, which cannot lift them past the best (``spans.sentence_prior_factors``)."""
         best = max(c.score for c in cands)
         where = [sentence_at(sentences, c.start) if c.score >= PRIOR_MIN_SHARE * best else None for c in cands]
-        texts = list(dict.fromkeys(s.text(article) for s in where if s is not None))
+        text_of = [s.text(article) if s is not None else None for s in where]
+        texts = list(dict.fromkeys(t for t in text_of if t is not None))
         cos = dict(zip(texts, similarity(texts))) if texts else {}
-        sims = np.array([cos[s.text(article)] if s is not None else np.nan for s in where])
-        return sentence_prior_factors(sims, weight)
+        return sentence_prior_factors(np.array([cos.get(t, np.nan) for t in text_of]), weight)
 
     @staticmethod
     def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool, mass: float,

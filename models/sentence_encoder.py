@@ -57,7 +57,9 @@ class SentenceEncoder:
         are embedded in length-sorted batches; those seen recently come from the cache."""
         if self.model is None:
             raise RuntimeError("SentenceEncoder.embed() called before warm_up().")
-        new = sorted({t for t in texts if t not in self._cache}, key=len)
+        # first-seen order, then by length (a stable sort): the same texts always form the same
+        # batches, so the same embeddings come out on every run
+        new = sorted(dict.fromkeys(t for t in texts if t not in self._cache), key=len)
         for b in range(0, len(new), self.batch_size):
             batch = new[b:b + self.batch_size]
             for t, v in zip(batch, self._embed_batch(batch)):
