@@ -15,11 +15,13 @@ Features of a span (``FEATURES``): its log score under the profile's normalisati
 log of its share of every span decoded for the question, its log-odds margin over its window's
 "no answer", its window's BM25 relevance to the question (1 when windows are not scored), and the
 log of the number of windows read for the question (0 for a text that fits one window: a short
-text's best span is a different bet from a long article's). A calibrator uses the subset of them
-it was fitted on (``Calibrator.features``, saved with it), so one fitted before a feature existed
-keeps working. Each weight of ``right`` on the first three is kept >= 0 and of ``null`` <= 0, so a
-span the model scores higher never gets a lower probability of being right (monotone by
-construction, checked by the tests).
+text's best span is a different bet from a long article's), and the cosine between the question
+and the span's sentence under the profile's sentence encoder (NaN without one: a calibrator that
+uses it needs ``qa.sentence_encoder``). A calibrator uses the subset of them it was fitted on
+(``Calibrator.features``, saved with it), so one fitted before a feature existed keeps working.
+Each weight of ``right`` on the ``MONOTONE`` features is kept >= 0 and of ``null`` <= 0, so a span
+the model scores higher, or whose sentence is more like the question, never gets a lower
+probability of being right (monotone by construction, checked by the tests).
 """
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FEATURES = ("log_score", "log_share", "log_margin", "relevance", "log_windows")
-MONOTONE = 3        # the first MONOTONE features are the model's own scores: sign-constrained
+FEATURES = ("log_score", "log_share", "log_margin", "relevance", "log_windows", "similarity")
+SCORE_FEATURES = FEATURES[:3]    # the model's own scores: every calibrator uses them, first
+# sign-constrained (module docstring): the model's scores and the sentence's likeness to the question
+MONOTONE = SCORE_FEATURES + ("similarity",)
 # what ``training.tune`` fits a new calibrator on: not ``log_windows``, which by cross-validation
 # on the development set (stage m3) refused more answerable paragraphs (2.5% vs 1.9%) and fewer
 # near misses (47% / 17% of paragraphs / articles vs 40% / 38%): docs/benchmarks.md
@@ -46,24 +50,26 @@ def feature_columns(names: tuple[str, ...]) -> list[int]:
 
 
 def span_features(score: float, share: float, null: float, relevance: float = 1.0,
-                  windows: int = 1) -> np.ndarray:
+                  windows: int = 1, similarity: float = math.nan) -> np.ndarray:
     """The feature vector of one span, in the order of ``FEATURES`` (see module docstring)."""
     log_score = math.log(max(score, _FLOOR))
     return np.array([log_score, math.log(max(share, _FLOOR)), log_score - math.log(max(null, _FLOOR)),
-                     relevance, math.log(max(windows, 1))], dtype=np.float64)
+                     relevance, math.log(max(windows, 1)), similarity], dtype=np.float64)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, sign: float = 1.0, l2: float = 1e-3,
-                 steps: int = 3000, lr: float = 0.5) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+def fit_logistic(x: np.ndarray, y: np.ndarray, sign: float = 1.0, monotone: np.ndarray | None = None,
+                 l2: float = 1e-3, steps: int = 3000, lr: float = 0.5
+                 ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     """Logistic regression by projected gradient descent on standardised features.
 
     Args:
         x: (n, features); y: (n,) 0/1 labels.
-        sign: +1 keeps the weights of the first ``MONOTONE`` features >= 0, -1 keeps them <= 0.
+        sign: +1 keeps the weights of the ``monotone`` columns >= 0, -1 keeps them <= 0.
+        monotone: (features,) booleans, the sign-constrained columns (default: the first three).
         l2: ridge penalty on the weights.
     Returns:
         (weights, bias, mean, scale) for ``sigmoid(((x - mean) / scale) @ weights + bias)``.
@@ -74,13 +80,16 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, sign: float = 1.0, l2: float = 1e
     scale[scale < 1e-9] = 1.0
     z = (x - mean) / scale
     w = np.zeros(z.shape[1])
+    if monotone is None:
+        monotone = np.arange(z.shape[1]) < len(SCORE_FEATURES)
+    monotone = np.asarray(monotone, dtype=bool)
     b = math.log((y.mean() + 1e-6) / (1 - y.mean() + 1e-6))
     for _ in range(steps):
         p = sigmoid(z @ w + b)
         g = z.T @ (p - y) / len(y) + l2 * w
         w -= lr * g
         b -= lr * float((p - y).mean())
-        w[:MONOTONE] = np.maximum(w[:MONOTONE], 0) if sign > 0 else np.minimum(w[:MONOTONE], 0)
+        w[monotone] = np.maximum(w[monotone], 0) if sign > 0 else np.minimum(w[monotone], 0)
     return w, b, mean, scale
 
 
@@ -115,6 +124,11 @@ class Calibrator:
     features: tuple[str, ...] = FEATURES[:4]     # the ones it was fitted on (older files: these four)
 
     @property
+    def needs_similarity(self) -> bool:
+        """Whether it reads the sentence's likeness to the question (so needs a sentence encoder)."""
+        return "similarity" in self.features
+
+    @property
     def columns(self) -> list[int]:
         return feature_columns(self.features)
 
@@ -138,7 +152,7 @@ class Calibrator:
     @staticmethod
     def check_features(names) -> tuple[str, ...]:
         names = tuple(names)
-        if names[:MONOTONE] != FEATURES[:MONOTONE] or not set(names) <= set(FEATURES):
+        if names[:len(SCORE_FEATURES)] != SCORE_FEATURES or not set(names) <= set(FEATURES):
             raise ValueError(f"calibrator was fitted on features {list(names)}, this engine computes "
                              f"{list(FEATURES)}: refit it with `python -m training.tune MODEL --dev DEV --write`")
         return names
@@ -160,8 +174,12 @@ class Calibrator:
         answers when ``p_null < 0.5``."""
         use = cls.check_features(use)
         x = np.asarray(features, dtype=np.float64)[:, feature_columns(use)]
-        right_model = Logistic(*fit_logistic(x, right, +1.0))
-        w, b, mean, scale = fit_logistic(x, unanswerable, -1.0)
+        if np.isnan(x).any():
+            raise ValueError("some rows lack a feature this calibrator uses (similarity needs the "
+                             "profile's sentence encoder while the rows are decoded)")
+        monotone = np.array([f in MONOTONE for f in use])
+        right_model = Logistic(*fit_logistic(x, right, +1.0, monotone))
+        w, b, mean, scale = fit_logistic(x, unanswerable, -1.0, monotone)
         share = float(np.clip(np.mean(unanswerable), 1e-6, 1 - 1e-6))
         b += math.log(null_prior / (1 - null_prior)) - math.log(share / (1 - share))
         return cls(right_model, Logistic(w, b, mean, scale), use)

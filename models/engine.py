@@ -75,8 +75,10 @@ class ArticleQA:
                 ref = self.profile.qa.model
                 rt = self.profile.runtime
                 q = self.profile.qa
+                # the encoder serves the sentence prior and a calibrator that reads the sentence's likeness
+                wanted = q.sentence_prior or "similarity" in (q.calibrator or {}).get("features", ())
                 encoder = (SentenceEncoder(self.profile.resolve_model(q.sentence_encoder), self._dev())
-                           if q.sentence_encoder and q.sentence_prior else None)
+                           if q.sentence_encoder and wanted else None)
                 r = ExtractiveReader(q, self.profile.resolve_model(ref) if ref else None, self._dev(),
                                      rt.dtype, rt.backend, rt.threads, encoder)
                 r.warm_up()

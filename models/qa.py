@@ -22,6 +22,7 @@ Inputs: an article (str) and questions (list[str]). Outputs: one result dict per
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -123,6 +124,10 @@ class ExtractiveReader:
         elif dtype == "bfloat16":
             import torch
             model = model.to(torch.bfloat16)
+        calibrator = self._calibrator(self.settings.calibrator)
+        if calibrator is not None and calibrator.needs_similarity and self.sentence_encoder is None:
+            raise ModelLoadError("This reader's calibrator reads how much an answer's sentence is like the "
+                                 "question, which needs a sentence encoder: set qa.sentence_encoder in the profile.")
         if self.sentence_encoder is not None:
             self.sentence_encoder.warm_up()
         self.template = PairTemplate.from_tokenizer(tokenizer)
@@ -225,13 +230,17 @@ class ExtractiveReader:
                 out[i] = exc
         return out
 
-    def question_similarity(self, questions: list[str], params: DecodeParams
+    def question_similarity(self, questions: list[str], params: DecodeParams, always: bool = False
                             ) -> list[Callable[[list[str]], np.ndarray] | None]:
         """For each question, a function from sentences to their cosines with the question (what
-        ``postprocess`` weighs candidates by), or None for each when the sentence prior is off. The
+        ``postprocess`` weighs candidates by, and the calibrator's ``similarity``), or None for each
+        when neither the sentence prior nor the calibrator asks for them (``always``: a calibrator
+        being fitted will) or there is no encoder. The
         questions are embedded now, together; sentences when ``postprocess`` asks for them (only
         those holding candidates near the best), and the encoder keeps recent embeddings."""
-        if not params.sentence_prior or self.sentence_encoder is None:
+        wanted = always or params.sentence_prior or (params.calibrator is not None
+                                                     and params.calibrator.needs_similarity)
+        if not wanted or self.sentence_encoder is None:
             return [None] * len(questions)
         encoder = self.sentence_encoder
         return [lambda texts, v=v: encoder.embed(texts) @ v for v in encoder.embed(list(questions))]
@@ -333,16 +342,22 @@ class ExtractiveReader:
             factor *= np.exp(-p.window_prior * (1.0 - windows.relevance))
         for cand in cands:
             cand.score *= float(factor[cand.window])
+        cosines: dict[str, float] = {}          # sentence -> its cosine with the question, as embedded
         if p.sentence_prior and similarity is not None and cands:
-            for cand, f in zip(cands, self._sentence_factors(article, sentences, cands, similarity, p.sentence_prior)):
+            factors, cosines = self._sentence_factors(article, sentences, cands, similarity, p.sentence_prior)
+            for cand, f in zip(cands, factors):
                 cand.score *= float(f)
         mass = sum(c.score for c in cands)
         cands = merge_candidates(cands, article, max(p.top_k, p.max_list))
         relevance = windows.relevance if windows.relevance is not None else np.ones(len(windows))
-        features = [span_features(c.score, c.score / mass if mass > 0 else 0.0, c.null, float(relevance[c.window]),
-                                  len(rows)) for c in cands]
-        best = cands[0] if cands else None
         cal = p.calibrator
+        # the calibrator's similarity: of every candidate shown if it reads it, else of the best (its features)
+        likeness = self._sentence_cosines(article, sentences, cands if cal and cal.needs_similarity else cands[:1],
+                                          similarity, cosines)
+        likeness += [math.nan] * (len(cands) - len(likeness))
+        features = [span_features(c.score, c.score / mass if mass > 0 else 0.0, c.null, float(relevance[c.window]),
+                                  len(rows), sim) for c, sim in zip(cands, likeness)]
+        best = cands[0] if cands else None
         if cal is not None and best is not None:
             null = cal.p_null(features[0])
             answered = null < 0.5
@@ -373,16 +388,31 @@ class ExtractiveReader:
 
     @staticmethod
     def _sentence_factors(article: str, sentences: list[Sentence], cands: list[Candidate],
-                          similarity: Callable[[list[str]], np.ndarray], weight: float) -> np.ndarray:
-        """The sentence prior's factor for each candidate. Only the sentences of candidates scoring
-        at least ``PRIOR_MIN_SHARE`` of the best are embedded; the others count as the least
-        similar, which cannot lift them past the best (``spans.sentence_prior_factors``)."""
+                          similarity: Callable[[list[str]], np.ndarray], weight: float
+                          ) -> tuple[np.ndarray, dict[str, float]]:
+        """The sentence prior's factor for each candidate, and the cosines of the sentences it
+        embedded. Only the sentences of candidates scoring at least ``PRIOR_MIN_SHARE`` of the best
+        are embedded; the others count as the least similar, which cannot lift them past the best
+        (``spans.sentence_prior_factors``)."""
         best = max(c.score for c in cands)
         where = [sentence_at(sentences, c.start) if c.score >= PRIOR_MIN_SHARE * best else None for c in cands]
         text_of = [s.text(article) if s is not None else None for s in where]
         texts = list(dict.fromkeys(t for t in text_of if t is not None))
-        cos = dict(zip(texts, similarity(texts))) if texts else {}
-        return sentence_prior_factors(np.array([cos.get(t, np.nan) for t in text_of]), weight)
+        cos = dict(zip(texts, similarity(texts).tolist())) if texts else {}
+        return sentence_prior_factors(np.array([cos.get(t, np.nan) for t in text_of]), weight), cos
+
+    @staticmethod
+    def _sentence_cosines(article: str, sentences: list[Sentence], cands: list[Candidate],
+                          similarity: Callable[[list[str]], np.ndarray] | None, known: dict[str, float]
+                          ) -> list[float]:
+        """Each candidate's sentence's cosine with the question (the calibrator's ``similarity``;
+        NaN without an encoder or a sentence); ``known``: those the sentence prior already has."""
+        if similarity is None or not cands:
+            return [math.nan] * len(cands)
+        text_of = [s.text(article) if (s := sentence_at(sentences, c.start)) is not None else None for c in cands]
+        missing = list(dict.fromkeys(t for t in text_of if t is not None and t not in known))
+        cos = {**known, **dict(zip(missing, similarity(missing).tolist()))} if missing else known
+        return [cos.get(t, math.nan) for t in text_of]
 
     @staticmethod
     def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool, mass: float,

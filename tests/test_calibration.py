@@ -7,19 +7,22 @@ from eval.metrics import auroc, expected_calibration_error, reliability_bins
 from models.calibration import FEATURES, MONOTONE, Calibrator, span_features
 
 
-def fitted(seed: int = 0) -> tuple[Calibrator, np.ndarray, np.ndarray]:
+def fitted(seed: int = 0, use=None) -> tuple[Calibrator, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(3000, len(FEATURES)))
-    logit = 1.5 * x[:, 0] + 0.8 * x[:, 2] - 0.4 * x[:, 1] + 0.3 * x[:, 3]    # one wrong-signed feature
+    # wrong-signed: log_share, and similarity (the last column)
+    logit = 1.5 * x[:, 0] + 0.8 * x[:, 2] - 0.4 * x[:, 1] + 0.3 * x[:, 3] - 0.6 * x[:, 5]
     right = (rng.random(3000) < 1 / (1 + np.exp(-logit))).astype(int)
     null = (rng.random(3000) < 1 / (1 + np.exp(logit))).astype(int)
-    return Calibrator.fit(x, right, null), x, right
+    return (Calibrator.fit(x, right, null, use=use) if use else Calibrator.fit(x, right, null)), x, right
 
 
-def test_calibrator_is_monotone_in_the_models_scores():
-    cal, x, _ = fitted()
+@pytest.mark.parametrize("use", [None, FEATURES])
+def test_calibrator_is_monotone_in_the_models_scores_and_the_sentences_likeness(use):
+    cal, x, _ = fitted(use=use)
     base = np.zeros(len(FEATURES))
-    for f in range(MONOTONE):
+    assert MONOTONE == ("log_score", "log_share", "log_margin", "similarity")
+    for f in [FEATURES.index(name) for name in MONOTONE]:
         grid = np.tile(base, (50, 1))
         grid[:, f] = np.linspace(-4, 4, 50)
         p_right, p_null = cal.prob_right(grid), cal.prob_null(grid)
@@ -39,7 +42,8 @@ def test_calibrator_fits_probabilities_and_round_trips():
 
 def test_span_features_grow_with_the_span_score():
     low, high = span_features(0.01, 0.1, 0.5), span_features(0.2, 0.1, 0.5)
-    assert (high[:MONOTONE] >= low[:MONOTONE]).all() and high[0] > low[0]
+    assert (high[:3] >= low[:3]).all() and high[0] > low[0]
+    assert np.isnan(low[5]) and span_features(0.2, 0.1, 0.5, similarity=0.7)[5] == pytest.approx(0.7)
 
 
 def test_ece_and_auroc_on_known_cases():
@@ -98,8 +102,20 @@ def test_a_calibrator_uses_the_features_it_was_fitted_on():
     changed = x.copy()
     changed[:, 4] += 3.0                                             # it never looks at the window count
     assert np.allclose(four.prob_right(changed), four.prob_right(x))
-    five = Calibrator.fit(x, table["right"], table["unanswerable"], use=FEATURES)
+    five = Calibrator.fit(x, table["right"], table["unanswerable"], use=FEATURES[:5])
     assert not np.allclose(five.prob_right(changed), five.prob_right(x))
     assert span_features(0.2, 0.5, 0.1, 1.0, windows=4)[4] == pytest.approx(np.log(4))
     with pytest.raises(ValueError, match="refit"):
         Calibrator.fit(x, table["right"], table["unanswerable"], use=("log_score", "other"))
+
+
+def test_rows_without_a_feature_the_calibrator_uses_are_refused():
+    """Rows decoded without a sentence encoder have no similarity (NaN): fitting a calibrator that
+    reads it on them is an error, not a silent NaN model; one that does not read it fits."""
+    table = synthetic_rows()
+    x = table["features"].copy()
+    x[:, 5] = np.nan
+    with pytest.raises(ValueError, match="sentence encoder"):
+        Calibrator.fit(x, table["right"], table["unanswerable"], use=FEATURES)
+    cal = Calibrator.fit(x, table["right"], table["unanswerable"])
+    assert not cal.needs_similarity and np.isfinite(cal.prob_right(x)).all()

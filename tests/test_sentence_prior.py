@@ -117,3 +117,43 @@ def test_batched_requests_get_the_same_prior_as_single_ones(tiny_profile, tmp_pa
     batched = reader.run_batch([(ARTICLE, qs, 3), ("Kim gave Putin artworks. " * 5, ["What did Kim give?"], 3)])
     assert [a["answer"] for a in batched[0][0]["answers"]] == [a["answer"] for a in single[0]["answers"]]
     assert [a["span_score"] for a in batched[0][1]["answers"]] == [a["span_score"] for a in single[1]["answers"]]
+
+
+LIKENESS_CALIBRATOR = {   # reads only the sentence's likeness to the question (and the score features at weight 0)
+    "features": ["log_score", "log_share", "log_margin", "similarity"],
+    "right": {"weights": [0.0, 0.0, 0.0, 5.0], "bias": 0.0, "mean": [0.0] * 4, "scale": [1.0] * 4},
+    "null": {"weights": [0.0, 0.0, 0.0, -5.0], "bias": -1.0, "mean": [0.0] * 4, "scale": [1.0] * 4}}
+
+
+def test_a_calibrator_reading_similarity_gets_the_answers_sentence_cosine(tiny_profile, tmp_path):
+    """With the prior off, a calibrator that reads ``similarity`` still has the encoder loaded,
+    and the score shown is its function of the cosine between the question and the answer's
+    sentence, as the encoder computes it."""
+    raw = yaml.safe_load(open(tiny_profile))
+    raw["qa"].update(sentence_encoder=MINILM, sentence_prior=0.0, calibrator=LIKENESS_CALIBRATOR,
+                     model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
+    path = tmp_path / "likeness.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    engine = ArticleQA(load_profile(path))
+    reader = engine._reader()
+    assert reader.sentence_encoder is not None
+    question = "What did Putin give Kim?"
+    r = engine.predict_many(ARTICLE, [question], top_k=3)[0]
+    q = reader.sentence_encoder.embed([question])[0]
+    cos = [float(reader.sentence_encoder.embed([a["sentence"]])[0] @ q) for a in r["answers"]]
+    assert r["features"][5] == pytest.approx(cos[0], abs=1e-5)
+    p_null = 1 / (1 + np.exp(1 + 5 * cos[0]))          # the best answer's: no candidate is shown above 1 - it
+    assert r["no_answer_score"] == pytest.approx(p_null, abs=1e-5)
+    for a, c in zip(r["answers"], cos):
+        assert a["score"] == pytest.approx(min(1 / (1 + np.exp(-5 * c)), 1 - p_null), abs=1e-5)
+    assert len(set(cos)) > 1            # the answers come from different sentences: each gets its own
+
+
+def test_a_calibrator_reading_similarity_without_an_encoder_is_refused(tiny_profile, tmp_path):
+    raw = yaml.safe_load(open(tiny_profile))
+    raw["qa"].update(calibrator=LIKENESS_CALIBRATOR, sentence_encoder=None,
+                     model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
+    path = tmp_path / "no-encoder.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ModelLoadError, match="qa.sentence_encoder"):
+        ArticleQA(load_profile(path))._reader()

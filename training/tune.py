@@ -48,6 +48,7 @@ class ContextLogits:
 
     context: str
     examples: list[int]          # indices of the examples asked of this context
+    questions: list[str]         # their questions, in that order
     windows: Windows
     start: list[np.ndarray]
     end: list[np.ndarray]
@@ -64,17 +65,32 @@ def read_contexts(reader: ExtractiveReader, examples: list[QAExample], params: W
     for ctx, idx in tqdm(by_ctx.items(), desc=desc, unit="ctx"):
         windows = reader.preprocess(ctx, [examples[i].question for i in idx], params)
         start, end = reader.forward(windows)
-        out.append(ContextLogits(ctx, idx, windows, start, end, split_sentences(ctx)))
+        out.append(ContextLogits(ctx, idx, [examples[i].question for i in idx], windows, start, end,
+                                 split_sentences(ctx)))
     return out
 
 
 def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, params: DecodeParams) -> list[dict]:
     """Results of the ``n`` examples from their logits, decoded with ``params`` (a window prior
-    needs windows read with ``score_windows``)."""
+    needs windows read with ``score_windows``; the sentence prior and a calibrator's similarity
+    use the reader's sentence encoder when it has one)."""
     out: list[dict] = [None] * n  # type: ignore[list-item]
     for c in read:
+        similarity = reader.question_similarity(c.questions, params, always=True)
         for q, i in enumerate(c.examples):
-            out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, params)
+            out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, params, similarity[q])
+    return out
+
+
+def foreign_questions(exs: list[QAExample], seed: int = 13) -> list[QAExample]:
+    """Each question asked of a paragraph of another article, drawn with ``seed``: unanswerable."""
+    rng = random.Random(seed)
+    ctx_by_title = paragraphs_by_title(exs)
+    titles = sorted(ctx_by_title)
+    out = []
+    for e in exs:
+        other = rng.choice([t for t in titles if t != e.title] or titles)
+        out.append(QAExample(e.id + "-neg", other, rng.choice(ctx_by_title[other]), e.question))
     return out
 
 
@@ -124,13 +140,7 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     exs = [e for e in read_squad(dev_path) if e.answers]
     if limit:
         exs = exs[:limit]
-    rng = random.Random(seed)
-    ctx_by_title = paragraphs_by_title(exs)
-    titles = sorted(ctx_by_title)
-    foreign = []
-    for e in exs:
-        other = rng.choice([t for t in titles if t != e.title] or titles)
-        foreign.append(QAExample(e.id + "-neg", other, rng.choice(ctx_by_title[other]), e.question))
+    foreign = foreign_questions(exs, seed)
     pos_read = read_contexts(reader, exs, window_params, "dev answerable")
     by_penalty, results = {}, {}
     for lp in length_penalties:
@@ -179,6 +189,43 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
             "max_seq_len": max_seq_len, "doc_stride": doc_stride, "dtype": dtype}
 
 
+def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: int = 13) -> dict:
+    """The calibrator of ``profile``'s reader refitted under the profile's own settings (its
+    decoding settings kept; the sentence prior and the ``similarity`` feature on when the profile
+    has a sentence encoder): every ``every``-th development question, asked of the five groups of
+    ``training.calibrate.GROUPS`` (whole articles and erased answers built from the whole set
+    first, so a sample's article is the whole article). Returns the report of ``tune_null_threshold``'s
+    calibration part: ``calibrator``, ``calibration`` and ``calibration_rows``."""
+    from models.engine import get_engine
+    from models.sentence_encoder import SentenceEncoder
+    engine = get_engine(profile)
+    q = engine.profile.qa
+    engine.warm_up(summarizer=False)
+    reader = engine.reader
+    if reader.sentence_encoder is None and q.sentence_encoder:
+        # rows carry the similarity feature whenever the profile names an encoder
+        reader.sentence_encoder = SentenceEncoder(engine.profile.resolve_model(q.sentence_encoder), reader.device)
+        reader.sentence_encoder.warm_up()
+    window_params, params = reader.sanitize(top_k=1)
+    exs = [e for e in read_squad(dev_path) if e.answers]
+    pick = slice(None, None, every)
+    docs = join_articles(exs)
+    pos, docs, foreign = exs[pick], docs[pick], foreign_questions(exs, seed)[pick]
+    erased = [x for x in (erase_answers(e) for e in pos) if x is not None]
+    erased_docs = [x for x in (erase_answers(d) for d in docs) if x is not None]
+    scored = replace(window_params, score_windows=True)
+    groups = []
+    for name, examples, wp in (("paragraphs", pos, window_params), ("articles", docs, scored),
+                               ("foreign", foreign, window_params), ("near_misses", erased, window_params),
+                               ("near_miss_articles", erased_docs, scored)):
+        groups.append((decode(reader, read_contexts(reader, examples, wp, f"dev {name}"), len(examples), params),
+                       examples))
+    calibrator, calibration, rows = fit_calibrator(groups[:2], groups[2:])
+    return {"calibrator": calibrator.to_dict(), "calibration": calibration, "calibration_rows": rows,
+            "profile": profile, "dev": str(dev_path), "every": every, "questions": len(pos),
+            "sentence_prior": params.sentence_prior}
+
+
 def score(results: list[dict], examples: list[QAExample]) -> tuple[float, np.ndarray]:
     """EM (percent) and per-question F1 (0-1) of the top answers, always answering."""
     preds = [r["answers"][0]["answer"] if r["answers"] else None for r in results]
@@ -225,7 +272,11 @@ def main(argv=None) -> None:
     import argparse
     import json
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("model", help="QA model folder")
+    p.add_argument("model", nargs="?", help="QA model folder (not with --profile)")
+    p.add_argument("--profile", help="only refit the calibrator of this profile's reader, under the profile's "
+                                     "settings and sentence encoder (rows carry the similarity feature); "
+                                     "--write saves it beside the profile's QA weights")
+    p.add_argument("--every", type=int, default=1, help="with --profile: every N-th development question")
     p.add_argument("--dev", required=True, help="SQuAD-format development file")
     p.add_argument("--max-seq-len", type=int, default=384)
     p.add_argument("--doc-stride", type=int, default=128)
@@ -241,6 +292,21 @@ def main(argv=None) -> None:
                    help=f"save the chosen settings beside the weights ({INFERENCE_FILE}), where every "
                         "profile using this model finds them")
     args = p.parse_args(argv)
+    if args.profile:
+        report = refit_calibrator(args.profile, args.dev, args.every)
+        rows = report.pop("calibration_rows")
+        text = json.dumps(report, indent=2)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text)
+            np.savez(Path(args.out).with_suffix(".rows.npz"), **rows)
+        if args.write:
+            from models.profiles import load_profile
+            prof = load_profile(args.profile)
+            print(f"wrote {update_inference_settings(prof.resolve_model(prof.qa.model), {'calibrator': report['calibrator']})}")
+        return
+    if not args.model:
+        p.error("give a model folder, or --profile")
     penalties = tuple(float(v) for v in args.length_penalties.split(","))
     priors = tuple(float(v) for v in args.window_priors.split(",") if v.strip())
     report = tune_null_threshold(args.model, args.dev, args.max_seq_len, args.doc_stride, limit=args.limit,
