@@ -17,6 +17,12 @@ paragraph or article less the sentences that hold the answer ("near misses",
 ``models.squad.erase_answers``) are scored too, to report how many it refuses
 (``training.calibrate.FIT_GROUPS`` says why they are not fitted on). ``--write`` saves all of it
 beside the weights (``inference.json``), where every profile using them finds it.
+
+``--profile NAME`` (``refit_calibrator``) keeps a profile's settings as they are and refits only
+its calibrator, on the same groups decoded as the profile serves them: with its reading budget and,
+when it names a sentence encoder, its sentence prior on, each row then carrying the ``similarity``
+feature (models/calibration.py). Settings chosen after the calibrator (the sentence prior) are
+brought back in step this way.
 """
 from __future__ import annotations
 
@@ -268,7 +274,8 @@ def write_inference_settings(model_dir: str | Path, report: dict, dev: str) -> P
 
 
 def main(argv=None) -> None:
-    """``python -m training.tune MODEL_DIR --dev FILE [--max-seq-len N --doc-stride N] [--out FILE]``"""
+    """``python -m training.tune MODEL_DIR --dev FILE [--max-seq-len N --doc-stride N] [--out FILE] [--write]``,
+    or ``python -m training.tune --profile NAME --dev FILE [--every N] [--out FILE] [--write]``"""
     import argparse
     import json
     p = argparse.ArgumentParser(description=__doc__)
@@ -294,23 +301,13 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.profile:
         report = refit_calibrator(args.profile, args.dev, args.every)
-        rows = report.pop("calibration_rows")
-        text = json.dumps(report, indent=2)
-        print(text)
-        if args.out:
-            Path(args.out).write_text(text)
-            np.savez(Path(args.out).with_suffix(".rows.npz"), **rows)
-        if args.write:
-            from models.profiles import load_profile
-            prof = load_profile(args.profile)
-            print(f"wrote {update_inference_settings(prof.resolve_model(prof.qa.model), {'calibrator': report['calibrator']})}")
-        return
-    if not args.model:
+    elif args.model:
+        penalties = tuple(float(v) for v in args.length_penalties.split(","))
+        priors = tuple(float(v) for v in args.window_priors.split(",") if v.strip())
+        report = tune_null_threshold(args.model, args.dev, args.max_seq_len, args.doc_stride, limit=args.limit,
+                                     length_penalties=penalties, window_priors=priors, dtype=args.dtype)
+    else:
         p.error("give a model folder, or --profile")
-    penalties = tuple(float(v) for v in args.length_penalties.split(","))
-    priors = tuple(float(v) for v in args.window_priors.split(",") if v.strip())
-    report = tune_null_threshold(args.model, args.dev, args.max_seq_len, args.doc_stride, limit=args.limit,
-                                 length_penalties=penalties, window_priors=priors, dtype=args.dtype)
     rows = report.pop("calibration_rows")
     text = json.dumps(report, indent=2)
     print(text)
@@ -318,9 +315,13 @@ def main(argv=None) -> None:
         Path(args.out).write_text(text)
         # the calibrator's development rows, for comparing variants of it (training.calibrate)
         np.savez(Path(args.out).with_suffix(".rows.npz"), **rows)
-    if args.write:
+    if args.write and args.profile:
+        from models.profiles import load_profile
+        profile = load_profile(args.profile)
+        saved = update_inference_settings(profile.resolve_model(profile.qa.model), {"calibrator": report["calibrator"]})
+        print(f"wrote {saved}")
+    elif args.write:
         print(f"wrote {write_inference_settings(args.model, report, args.dev)}")
-
 
 if __name__ == "__main__":
     main()
