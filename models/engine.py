@@ -54,6 +54,9 @@ class ArticleQA:
         # core, and a fast tokenizer must not be reconfigured by two threads at once
         self.reader: ExtractiveReader | None = None
         self.summarizer = None
+        # sentence encoders by weights folder: the reader's sentence prior and the extractive
+        # summarizer share one when they name the same weights (`fast`), with one embedding cache
+        self._encoders: dict[str, SentenceEncoder] = {}
         self.batcher: RequestBatcher | None = None
 
     def _dev(self) -> str:
@@ -77,13 +80,19 @@ class ArticleQA:
                 q = self.profile.qa
                 # the encoder serves the sentence prior and a calibrator that reads the sentence's likeness
                 wanted = q.sentence_prior or "similarity" in (q.calibrator or {}).get("features", ())
-                encoder = (SentenceEncoder(self.profile.resolve_model(q.sentence_encoder), self._dev())
-                           if q.sentence_encoder and wanted else None)
+                encoder = self._sentence_encoder(q.sentence_encoder) if q.sentence_encoder and wanted else None
                 r = ExtractiveReader(q, self.profile.resolve_model(ref) if ref else None, self._dev(),
                                      rt.dtype, rt.backend, rt.threads, encoder)
                 r.warm_up()
                 self.reader = r
             return self.reader
+
+    def _sentence_encoder(self, ref: str) -> SentenceEncoder:
+        """The engine's sentence encoder of ``ref`` (made once; called with ``_lock`` held)."""
+        path = self.profile.resolve_model(ref)
+        if path not in self._encoders:
+            self._encoders[path] = SentenceEncoder(path, self._dev())
+        return self._encoders[path]
 
     def _summarizer(self):
         with self._lock:
@@ -91,7 +100,11 @@ class ArticleQA:
                 ref = self.profile.summarizer.model
                 if not ref:
                     raise ModelLoadError(f"Profile {self.profile.name!r} has no summarizer model.")
-                s = make_summarizer(self.profile.summarizer, self.profile.resolve_model(ref), self._dev())
+                path = self.profile.resolve_model(ref)
+                shared = self._encoders.get(path) if self.profile.summarizer.method == "extractive" else None
+                s = make_summarizer(self.profile.summarizer, path, self._dev(), shared)
+                if self.profile.summarizer.method == "extractive":
+                    self._encoders.setdefault(path, s.encoder)
                 s.warm_up()
                 self.summarizer = s
             return self.summarizer

@@ -130,9 +130,12 @@ class ExtractiveSummarizer(_Summarizer):
 
     scorer: SentenceScorer | None = None
 
-    def __init__(self, settings: SummarizerSettings, model: str, device: str = "cpu"):
+    def __init__(self, settings: SummarizerSettings, model: str, device: str = "cpu",
+                 encoder: SentenceEncoder | None = None):
+        """``encoder``: one already made for ``model`` (the engine shares one with the reader's
+        sentence prior when both name the same weights); by default a new one."""
         super().__init__(settings, model, device)
-        self.encoder = SentenceEncoder(model, device, batch_size=settings.batch_size)
+        self.encoder = encoder or SentenceEncoder(model, device, batch_size=settings.batch_size)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalised mean-pooled embeddings (each sentence up to 256 tokens)."""
@@ -288,11 +291,12 @@ class AbstractiveSummarizer(_Summarizer):
         return {"summary": text, "method": "abstractive", "sentences": [], "chunks": n_chunks, "rounds": rounds}
 
 
-def make_summarizer(settings: SummarizerSettings, model: str, device: str):
-    """The summarizer a profile asks for."""
+def make_summarizer(settings: SummarizerSettings, model: str, device: str,
+                    encoder: SentenceEncoder | None = None):
+    """The summarizer a profile asks for (``encoder``: a sentence encoder of ``model`` to share)."""
     if settings.method == "abstractive":
         return AbstractiveSummarizer(settings, model, device)
-    return ExtractiveSummarizer(settings, model, device)
+    return ExtractiveSummarizer(settings, model, device, encoder)
 
 
 __all__ = ["ExtractiveSummarizer", "AbstractiveSummarizer", "make_summarizer", "ModelLoadError"]

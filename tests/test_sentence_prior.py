@@ -157,3 +157,22 @@ def test_a_calibrator_reading_similarity_without_an_encoder_is_refused(tiny_prof
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ModelLoadError, match="qa.sentence_encoder"):
         ArticleQA(load_profile(path))._reader()
+
+
+def test_reader_and_summarizer_share_one_encoder_of_the_same_weights(tiny_profile, tmp_path, seed_article):
+    """As in `fast`: the sentence prior and the extractive summarizer name the same MiniLM weights,
+    so the engine loads them once, whichever is warmed first."""
+    raw = yaml.safe_load(open(tiny_profile))
+    raw["qa"].update(sentence_encoder=MINILM, sentence_prior=4.0,
+                     model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
+    raw["summarizer"] = {"method": "extractive", "model": MINILM, "max_words": 40}
+    path = tmp_path / "shared.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    for first in ("summarizer", "qa"):
+        engine = ArticleQA(load_profile(path))
+        engine.warm_up(qa=first == "qa", summarizer=first == "summarizer")
+        engine.warm_up()
+        assert engine.reader.sentence_encoder is engine.summarizer.encoder
+        assert engine.summarizer.encoder.model is not None
+        assert engine.summarize(seed_article)["summary"]
+        assert engine.predict_many(seed_article, ["What did Putin give Kim?"])[0]["answers"]
