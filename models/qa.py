@@ -406,13 +406,15 @@ class ExtractiveReader:
                           similarity: Callable[[list[str]], np.ndarray] | None, known: dict[str, float]
                           ) -> list[float]:
         """Each candidate's sentence's cosine with the question (the calibrator's ``similarity``;
-        NaN without an encoder or a sentence); ``known``: those the sentence prior already has."""
+        the span's own text stands in for a missing sentence; NaN without an encoder); ``known``:
+        those the sentence prior already has."""
         if similarity is None or not cands:
             return [math.nan] * len(cands)
-        text_of = [s.text(article) if (s := sentence_at(sentences, c.start)) is not None else None for c in cands]
-        missing = list(dict.fromkeys(t for t in text_of if t is not None and t not in known))
+        text_of = [s.text(article) if (s := sentence_at(sentences, c.start)) is not None else article[c.start:c.end]
+                   for c in cands]
+        missing = list(dict.fromkeys(t for t in text_of if t not in known))
         cos = {**known, **dict(zip(missing, similarity(missing).tolist()))} if missing else known
-        return [cos.get(t, math.nan) for t in text_of]
+        return [cos[t] for t in text_of]
 
     @staticmethod
     def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool, mass: float,
