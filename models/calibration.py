@@ -133,12 +133,13 @@ class Calibrator:
         return feature_columns(self.features)
 
     def prob_right(self, x: np.ndarray) -> np.ndarray:
-        """P(right) of each row of ``x`` (rows of every ``FEATURES``, as ``span_features`` gives)."""
-        return self.right(np.atleast_2d(x)[:, self.columns])
+        """P(right) of each row of ``x`` (rows of every ``FEATURES``, as ``span_features`` gives, or
+        a result's ``features``, where None stands for a feature the reader could not compute)."""
+        return self.right(np.atleast_2d(np.asarray(x, dtype=np.float64))[:, self.columns])
 
     def prob_null(self, x: np.ndarray) -> np.ndarray:
         """P(not in the article) of each row of ``x`` (rows of every ``FEATURES``)."""
-        return self.null(np.atleast_2d(x)[:, self.columns])
+        return self.null(np.atleast_2d(np.asarray(x, dtype=np.float64))[:, self.columns])
 
     def p_right(self, features: np.ndarray) -> float:
         return float(self.prob_right(features)[0])

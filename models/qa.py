@@ -379,7 +379,10 @@ class ExtractiveReader:
                   "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(rows)),
                   "windows_in_article": int(of_article),
                   "no_answer_score": round(null, 6), "calibrated": cal is not None,
-                  "features": features[0].round(6).tolist() if features else None}
+                  # a feature this reader cannot compute (similarity without an encoder) is None:
+                  # results stay comparable and JSON-safe (NaN is neither)
+                  "features": [None if math.isnan(v) else v for v in features[0].round(6).tolist()]
+                  if features else None}
         if answered:
             top = answers[0]
             result.update({k: top[k] for k in ("answer", "score", "span_score", "share", "start", "end",
