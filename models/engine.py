@@ -87,11 +87,12 @@ class ArticleQA:
                 self.reader = r
             return self.reader
 
-    def _sentence_encoder(self, ref: str) -> SentenceEncoder:
-        """The engine's sentence encoder of ``ref`` (made once; called with ``_lock`` held)."""
+    def _sentence_encoder(self, ref: str, batch_size: int = 32) -> SentenceEncoder:
+        """The engine's sentence encoder of ``ref``, made once by whichever of the reader and the
+        summarizer asks first (called with ``_lock`` held)."""
         path = self.profile.resolve_model(ref)
         if path not in self._encoders:
-            self._encoders[path] = SentenceEncoder(path, self._dev())
+            self._encoders[path] = SentenceEncoder(path, self._dev(), batch_size=batch_size)
         return self._encoders[path]
 
     def _summarizer(self):
@@ -100,11 +101,10 @@ class ArticleQA:
                 ref = self.profile.summarizer.model
                 if not ref:
                     raise ModelLoadError(f"Profile {self.profile.name!r} has no summarizer model.")
-                path = self.profile.resolve_model(ref)
-                shared = self._encoders.get(path) if self.profile.summarizer.method == "extractive" else None
-                s = make_summarizer(self.profile.summarizer, path, self._dev(), shared)
-                if self.profile.summarizer.method == "extractive":
-                    self._encoders.setdefault(path, s.encoder)
+                settings = self.profile.summarizer
+                encoder = (self._sentence_encoder(ref, settings.batch_size) if settings.method == "extractive"
+                           else None)
+                s = make_summarizer(settings, self.profile.resolve_model(ref), self._dev(), encoder)
                 s.warm_up()
                 self.summarizer = s
             return self.summarizer

@@ -201,16 +201,16 @@ def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: i
     has a sentence encoder): every ``every``-th development question, asked of the five groups of
     ``training.calibrate.GROUPS`` (whole articles and erased answers built from the whole set
     first, so a sample's article is the whole article). Returns the report of ``tune_null_threshold``'s
-    calibration part: ``calibrator``, ``calibration`` and ``calibration_rows``."""
+    calibration part: ``calibrator``, ``calibration`` and ``calibration_rows``, and ``model``, the
+    weights folder the calibrator belongs beside."""
     from models.engine import get_engine
-    from models.sentence_encoder import SentenceEncoder
     engine = get_engine(profile)
     q = engine.profile.qa
     engine.warm_up(summarizer=False)
     reader = engine.reader
     if reader.sentence_encoder is None and q.sentence_encoder:
         # rows carry the similarity feature whenever the profile names an encoder
-        reader.sentence_encoder = SentenceEncoder(engine.profile.resolve_model(q.sentence_encoder), reader.device)
+        reader.sentence_encoder = engine._sentence_encoder(q.sentence_encoder)
         reader.sentence_encoder.warm_up()
     window_params, params = reader.sanitize(top_k=1)
     exs = [e for e in read_squad(dev_path) if e.answers]
@@ -228,7 +228,8 @@ def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: i
                        examples))
     calibrator, calibration, rows = fit_calibrator(groups[:2], groups[2:])
     return {"calibrator": calibrator.to_dict(), "calibration": calibration, "calibration_rows": rows,
-            "profile": profile, "dev": str(dev_path), "every": every, "questions": len(pos),
+            "profile": profile, "model": reader.model_name, "dev": str(dev_path), "every": every,
+            "questions": len(pos),
             "sentence_prior": params.sentence_prior}
 
 
@@ -316,12 +317,10 @@ def main(argv=None) -> None:
         # the calibrator's development rows, for comparing variants of it (training.calibrate)
         np.savez(Path(args.out).with_suffix(".rows.npz"), **rows)
     if args.write and args.profile:
-        from models.profiles import load_profile
-        profile = load_profile(args.profile)
-        saved = update_inference_settings(profile.resolve_model(profile.qa.model), {"calibrator": report["calibrator"]})
-        print(f"wrote {saved}")
+        print(f"wrote {update_inference_settings(report['model'], {'calibrator': report['calibrator']})}")
     elif args.write:
         print(f"wrote {write_inference_settings(args.model, report, args.dev)}")
+
 
 if __name__ == "__main__":
     main()
