@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from collections.abc import Callable
 from contextlib import contextmanager
 
+from models.calibration import Calibrator
 from models.loading import ModelLoadError, pick_device
 from models.memory import release_free_memory
 from models.profiles import Profile, load_profile, profile_path
@@ -79,7 +80,8 @@ class ArticleQA:
                 rt = self.profile.runtime
                 q = self.profile.qa
                 # the encoder serves the sentence prior and a calibrator that reads the sentence's likeness
-                wanted = q.sentence_prior or "similarity" in (q.calibrator or {}).get("features", ())
+                wanted = q.sentence_prior or (q.calibrator is not None
+                                              and Calibrator.from_dict(q.calibrator).needs_similarity)
                 encoder = self._sentence_encoder(q.sentence_encoder) if q.sentence_encoder and wanted else None
                 r = ExtractiveReader(q, self.profile.resolve_model(ref) if ref else None, self._dev(),
                                      rt.dtype, rt.backend, rt.threads, encoder)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,87 @@ def erase_answers(example: QAExample, min_sentences: int = 2) -> QAExample | Non
         return None
     text = " ".join(s.text(example.context) for s in kept)
     return QAExample(example.id + "-erased", example.title, text, example.question)
+
+
+# a name: a run of capitalised words ("U.S", "Kim Jong Un", "Bank of England"); in a question,
+# not its first word; a possessive 's stays out ("Kim's" -> "Kim")
+_NAME = re.compile(r"(?<![\w'’.])[A-Z][\w\-]*(?:\.[A-Z][\w\-]*)*(?: (?:(?:of|the|de|du|la|von|van) )*[A-Z][\w\-]*(?:\.[A-Z][\w\-]*)*)*")
+# words that join names whose order does not matter ("Kim and Putin", "A, B, and C"): swapping
+# names with nothing else between them asks the same thing
+_LIST_WORDS = {"and", "or", "nor", "vs", "versus", "with", "the", "&"}
+
+
+def _names(text: str, inside_only: bool) -> list[tuple[int, int]]:
+    """Capitalised runs of ``text``; with ``inside_only``, only those a word or comma precedes,
+    so that a capital that merely starts a sentence ("Both", "The") is not taken for a name."""
+    out = []
+    for m in _NAME.finditer(text):
+        before = text[:m.start()].rstrip(" ")
+        if not before or (inside_only and not (before[-1].isalnum() or before[-1] == ",")):
+            continue
+        out.append(m.span())
+    return out
+
+
+def _joined_by_more_than_a_list(text: str, x: tuple[int, int], y: tuple[int, int],
+                                names: list[tuple[int, int]]) -> bool:
+    """Whether a word other than a list's ("and", "or", a comma) stands between names ``x`` and
+    ``y`` of ``text``, names between them not counted."""
+    between = text[x[1]:y[0]]
+    for s, e in sorted(names, reverse=True):
+        if x[1] <= s and e <= y[0]:
+            between = between[:s - x[1]] + " " + between[e - x[1]:]
+    return any(w.lower() not in _LIST_WORDS for w in re.findall(r"[\w&]+", between))
+
+
+def question_names(question: str) -> list[tuple[int, int]]:
+    """Where the names sit in a question: capitalised runs past its first word, their possessive
+    ``'s`` left out (``"What did Kim's sister say?"`` -> ``Kim``)."""
+    return _names(question, inside_only=False)
+
+
+def swap_names(example: QAExample, rng: random.Random) -> QAExample | None:
+    """An unanswerable near miss made by changing who the question is about, asked of the same
+    paragraph: SQuAD 2.0's "entity swap" kind, which a reader that matches words without roles
+    answers anyway ("What did Kim give Putin?" answered from "Putin gave Kim a limo").
+
+    The question's names that stand in the sentence holding the answer (and not in the answer
+    itself) are changed: two of them trade places when the question joins them by more than
+    "and"/"or" (swapping "Kim and Putin" asks the same thing); otherwise one of them is replaced by
+    another name of the paragraph that the answer's sentence does not hold ("What did Vietnam
+    give Putin?"). None when neither applies. The result is labelled "no answer"; now and then a
+    paragraph does answer the changed question elsewhere (the label is then wrong, the price of
+    making these without a person), so use them as a share of the data (training.train_qa
+    ``--swapped-frac``)."""
+    if not example.answers:
+        return None
+    a0 = example.answer_starts[0]
+    sentence = next((s for s in split_sentences(example.context) if s.start <= a0 < s.end), None)
+    if sentence is None:
+        return None
+    said = sentence.text(example.context)
+    answer = example.answers[0]
+    q = example.question
+    names = [(s, e) for s, e in question_names(q) if q[s:e] in said and q[s:e] not in answer]
+    names = [n for i, n in enumerate(names) if q[n[0]:n[1]] not in {q[s:e] for s, e in names[:i]}]
+    every = question_names(q)
+    swappable = [(x, y) for i, x in enumerate(names) for y in names[i + 1:]
+                 if _joined_by_more_than_a_list(q, x, y, every)]
+    if swappable:
+        (s1, e1), (s2, e2) = rng.choice(swappable)
+        changed = q[:s1] + q[s2:e2] + q[e1:s2] + q[s1:e1] + q[e2:]
+    else:
+        if not names:
+            return None
+        s1, e1 = rng.choice(names)
+        old = q[s1:e1].lower()
+        others = sorted({example.context[s:e] for s, e in _names(example.context, inside_only=True)})
+        others = [o for o in others if o.lower() not in said.lower() and o not in q and o not in answer
+                  and old not in o.lower() and o.lower() not in old]
+        if not others:
+            return None
+        changed = q[:s1] + rng.choice(others) + q[e1:]
+    return QAExample(example.id + "-swapped", example.title, example.context, changed)
 
 
 def paragraphs_by_title(examples: list[QAExample]) -> dict[str, list[str]]:

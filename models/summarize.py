@@ -111,17 +111,10 @@ def fit_to_budget(article: str, start: int, end: int, max_words: int) -> tuple[i
 
 
 class _Summarizer:
-    """Settings and lazily loaded weights; ``warm_up()`` loads them once."""
-
-    kind = ""   # the load_pretrained kind
+    """A summarizer's settings and the weights it names; each kind loads them in ``warm_up()``."""
 
     def __init__(self, settings: SummarizerSettings, model: str, device: str = "cpu"):
         self.settings, self.model_name, self.device = settings, model, device
-        self.tokenizer = self.model = None
-
-    def warm_up(self) -> None:
-        if self.model is None:
-            self.tokenizer, self.model = load_pretrained(self.model_name, self.kind, self.device)
 
 
 class ExtractiveSummarizer(_Summarizer):
@@ -146,7 +139,6 @@ class ExtractiveSummarizer(_Summarizer):
     def warm_up(self) -> None:
         """The encoder, and the trained sentence scorer when the profile names one."""
         self.encoder.warm_up()
-        self.model = self.encoder.model
         if self.settings.scorer and self.scorer is None:
             self.scorer = SentenceScorer(self.settings.scorer)
 
@@ -210,8 +202,15 @@ class AbstractiveSummarizer(_Summarizer):
     by chunk (chunks end on sentence boundaries) and the joined summaries summarized again while
     still too long (map-reduce)."""
 
-    kind = "seq2seq"
     max_rounds = 4
+
+    def __init__(self, settings: SummarizerSettings, model: str, device: str = "cpu"):
+        super().__init__(settings, model, device)
+        self.tokenizer = self.model = None
+
+    def warm_up(self) -> None:
+        if self.model is None:
+            self.tokenizer, self.model = load_pretrained(self.model_name, "seq2seq", self.device)
 
     @property
     def input_limit(self) -> int:

@@ -282,3 +282,68 @@ def test_features_add_erased_pairs_as_no_answer_windows(tok, seed_article):
     extra = len(erased.windows) - len(plain.windows)
     assert 0 < extra <= len(exs)                           # one window per erased pair that was kept
     assert (erased.start[len(plain.windows):] == CLS_INDEX).all()
+
+
+def test_swapped_names_change_who_the_question_is_about(seed_article):
+    import random
+
+    from models.squad import question_names, swap_names
+    q = "What did Kim's sister tell the Bank of England on Wednesday?"
+    assert [q[s:e] for s, e in question_names(q)] == ["Kim", "Bank of England", "Wednesday"]
+    para = next(p for p in seed_article.split("\n\n") if "Aurus limo" in p)
+    ans = "a Russian-made Aurus limo"
+    ex = QAExample("q", "t", para, "What did Putin give Kim?", [ans], [para.index(ans)])
+    swapped = swap_names(ex, random.Random(0))
+    # both names stand in the answer's sentence, joined by a verb: they trade places
+    assert swapped.question == "What did Kim give Putin?" and swapped.answers == [] and swapped.context == para
+    # names joined by "and" ask the same thing either way round; here only "Putin" stands in the
+    # answer's sentence, and it is replaced by a name of the paragraph that this sentence lacks
+    met = QAExample("m", "t", para, "What did Putin and Kim exchange?", ["gifts"], [para.index("gifts")])
+    changed = swap_names(met, random.Random(0)).question
+    assert changed.startswith("What did ") and changed.endswith(" and Kim exchange?")
+    other = changed[len("What did "):-len(" and Kim exchange?")]
+    sentence = next(s for s in para.split(". ") if "gifts after" in s)
+    assert other != "Putin" and other in para and other not in sentence
+    # no name in the answer's sentence: nothing to change
+    assert swap_names(QAExample("n", "t", "It was cold. It rained.", "What was the weather?",
+                                ["cold"], [6]), random.Random(0)) is None
+
+
+def test_features_add_swapped_questions_as_no_answer_windows(tok, seed_article):
+    para = next(p for p in seed_article.split("\n\n") if "Aurus limo" in p)
+    ans = "a Russian-made Aurus limo"
+    exs = [QAExample("q", "t", para, "What did Putin give Kim?", [ans], [para.index(ans)]),
+           QAExample("r", "t", para, "What was given?", [ans], [para.index(ans)])]   # no names: no swap
+    plain = build_features(exs, tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0)
+    swapped = build_features(exs, tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0, swapped_frac=1.0)
+    assert len(swapped.windows) == len(plain.windows) + 1
+    assert swapped.start[-1] == CLS_INDEX and swapped.end[-1] == CLS_INDEX
+    assert tok.decode(swapped.windows.input_ids[-1]).lower().find("what did kim give putin") >= 0
+    # a stage on the swappable questions alone: the question without names is left out
+    only = build_features(exs, tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0, swapped_frac=1.0,
+                          swappable_only=True)
+    assert set(only.windows.sample.tolist()) == {0, 1} and only.start[-1] == CLS_INDEX
+    assert len(only.windows) == len(swapped.windows) - int((plain.windows.sample == 1).sum())
+
+
+def test_training_the_top_layers_leaves_the_rest_as_they_were(tmp_path, tiny_profile):
+    """--train-top-layers 1 trains the head and the top layer's adapter only: the lower layers'
+    adapter and the embeddings come out of a stage unchanged."""
+    from safetensors.numpy import load_file
+
+    from models.profiles import load_profile
+    from training.train_qa import main
+    base = load_profile(tiny_profile).resolve_model(load_profile(tiny_profile).qa.model)
+    common = ["--train", SAMPLE, "--batch-size", "8", "--max-seq-len", "96", "--doc-stride", "24",
+              "--limit", "40", "--max-steps", "2", "--lr", "1e-2", "--threads", "1", "--precision", "fp32"]
+    main(common + ["--base", base, "--out", str(tmp_path / "s1"), "--lora-rank", "4"])
+    main(common + ["--base", str(tmp_path / "s1" / "model"), "--out", str(tmp_path / "s2"),
+                   "--train-top-layers", "1", "--swapped-frac", "0.5"])
+    before = load_file(tmp_path / "s1" / "model" / "adapter_model.safetensors")
+    after = load_file(tmp_path / "s2" / "model" / "adapter_model.safetensors")
+    layers = sorted({int(k.split(".layer.")[1].split(".")[0]) for k in before if ".layer." in k})
+    top = layers[-1]
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not np.array_equal(before[k], after[k])}
+    assert changed and all(f".layer.{top}." in k or "qa_outputs" in k for k in changed), sorted(changed)[:4]
+    assert any(f".layer.{top}." in k for k in changed) and any("qa_outputs" in k for k in changed)

@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import random
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.squad import QAExample, erase_answers, normalize_answer, read_squad, with_distractors
+from models.squad import QAExample, erase_answers, normalize_answer, read_squad, swap_names, with_distractors
 from models.windows import Windows, encode_windows, pad_batch
 
 CLS_INDEX = 0
@@ -106,14 +107,20 @@ def training_answer(example: QAExample, choice: str = "first") -> tuple[str, int
 
 def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_stride: int,
                    null_keep: float, unanswerable_frac: float, seed: int,
-                   answer_choice: str = "first", distractors: int = 0, erased_frac: float = 0.0) -> Features:
+                   answer_choice: str = "first", distractors: int = 0, erased_frac: float = 0.0,
+                   swapped_frac: float = 0.0, swappable_only: bool = False) -> Features:
     """Windows with answer labels for training.
 
     Windows that do not hold the answer are labelled no-answer (CLS) and a ``null_keep`` share of
     them is kept. ``unanswerable_frac`` of the questions are also paired with a paragraph of a
     different article, and ``erased_frac`` of them with their own paragraph less the sentences
-    that hold the answer (``models.squad.erase_answers``: near misses, the hard kind): the first
-    window of each such pair is a no-answer example. Each question is
+    that hold the answer (``models.squad.erase_answers``: near misses, the hard kind), and
+    ``swapped_frac`` of them, where it can be done, are asked of their own paragraph with the names
+    that stand in the answer's sentence swapped or replaced (``models.squad.swap_names``: "What did
+    Kim give Putin?" of "Putin gave Kim a limo"): the first window of each such pair is a
+    no-answer example. With ``swappable_only`` only the questions that ``swap_names`` can change
+    are used (a stage that teaches roles: each such question with its answer and, at
+    ``swapped_frac`` 1, its swapped twin without). Each question is
     trained on one gold answer, picked by ``answer_choice`` (see ``training_answer``), or with
     ``answer_choice="all"`` on every distinct gold span its window holds (``golds``; the loss is
     then the marginal likelihood of any of them, ``marginal_span_loss``).
@@ -126,6 +133,8 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
     """
     rng = random.Random(seed)
     answerable = [e for e in examples if e.answers]
+    if swappable_only:                   # whether a question can be changed does not depend on the rng
+        answerable = [e for e in answerable if swap_names(e, random.Random(0)) is not None]
     questions = [e.question for e in answerable]
     asked = with_distractors(answerable, distractors, seed) if distractors else answerable
     contexts = [e.context for e in asked]
@@ -147,6 +156,12 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
             if erased is not None:
                 questions.append(erased.question)
                 contexts.append(erased.context)
+    if swapped_frac > 0:
+        for e in rng.sample(answerable, int(len(answerable) * swapped_frac)):
+            swapped = swap_names(e, rng)
+            if swapped is not None:
+                questions.append(swapped.question)
+                contexts.append(swapped.context)
     win = encode_windows(tokenizer, questions, contexts, max_seq_len, doc_stride)
     keep: list[int] = []
     weight: list[float] = []
@@ -322,6 +337,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--erased-frac", type=float, default=0.0,
                    help="share of questions also asked of their paragraph without the sentences "
                         "holding the answer (no-answer examples with near misses)")
+    p.add_argument("--swapped-frac", type=float, default=0.0,
+                   help="share of questions also asked of their paragraph with the names in the "
+                        "answer's sentence swapped or replaced (no-answer examples that need roles read)")
+    p.add_argument("--swappable-only", action="store_true",
+                   help="train only on the questions whose names can be swapped or replaced "
+                        "(with --swapped-frac 1: each with its no-answer twin)")
     p.add_argument("--answer", choices=["first", "majority", "shortest", "all"], default="first",
                    help="which gold answer to train on when a question has several ('all': any of "
                         "them, marginal likelihood)")
@@ -345,6 +366,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="train a LoRA adapter of this rank on a frozen base (0 = full fine-tuning)")
     p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA scale numerator (default 2 x rank)")
     p.add_argument("--lora-dropout", type=float, default=0.0)
+    p.add_argument("--train-top-layers", type=int, default=0,
+                   help="train only the adapter of the top N encoder layers (and the head); the "
+                        "layers below run without gradients, which cuts a step's cost (0 = all)")
     return p.parse_args(argv)
 
 
@@ -374,7 +398,7 @@ def main(argv=None) -> None:
     t0 = time.time()
     feats = build_features(examples, tok, args.max_seq_len, args.doc_stride, args.null_keep,
                            args.unanswerable_frac, args.seed, args.answer, args.distractors,
-                           args.erased_frac)
+                           args.erased_frac, args.swapped_frac, args.swappable_only)
     n_null = int((feats.start == CLS_INDEX).sum())
     print(f"{len(examples)} questions -> {len(feats.windows)} windows ({n_null} no-answer) "
           f"in {time.time() - t0:.0f}s", flush=True)
@@ -390,7 +414,7 @@ def main(argv=None) -> None:
         total = min(total, args.max_steps)
 
     model = load_trainable(base, args.lora_rank, args.lora_alpha or 2.0 * args.lora_rank,
-                           args.lora_dropout, precision)
+                           args.lora_dropout, precision, args.train_top_layers)
     model.train()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     groups = [
@@ -495,12 +519,15 @@ def _save_checkpoint(model, opt, sched, step: int, ckpt: Path) -> None:
     tmp.rename(ckpt)
 
 
-def load_trainable(base: str, lora_rank: int, lora_alpha: float, lora_dropout: float, precision: str):
+def load_trainable(base: str, lora_rank: int, lora_alpha: float, lora_dropout: float, precision: str,
+                   top_layers: int = 0):
     """The model to train: the base with a new span head, fully trainable in float32, or (with
     ``lora_rank``) frozen with a LoRA adapter on every encoder linear layer and the head trained
     in full; a ``base`` that is itself an adapter folder is trained further (its own base frozen).
     With LoRA and bf16 the frozen base is stored in bf16 (no per-step casts; the trainable adapter
-    and head stay float32)."""
+    and head stay float32). With ``top_layers`` only the encoder's top that many layers (and the
+    head, and the layers' adapters) train: autograd then records nothing below them, so the
+    backward pass covers those layers alone (``freeze_below``)."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
@@ -524,9 +551,23 @@ def load_trainable(base: str, lora_rank: int, lora_alpha: float, lora_dropout: f
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()
+    if top_layers:
+        freeze_below(model, model.config.num_hidden_layers - top_layers)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"LoRA rank {lora_rank}: {n_train:,} trainable parameters", flush=True)
     return model
+
+
+def freeze_below(model, first_trained: int) -> int:
+    """Stop training every parameter of the embeddings and of encoder layers below
+    ``first_trained``; returns how many tensors were frozen. The head and upper layers train on."""
+    frozen = 0
+    for name, p in model.named_parameters():
+        m = re.search(r"\.layer\.(\d+)\.", name)
+        if p.requires_grad and ("embeddings" in name or (m and int(m.group(1)) < first_trained)):
+            p.requires_grad_(False)
+            frozen += 1
+    return frozen
 
 
 def export_adapter(model, tokenizer, folder: Path, base_ref: str) -> None:
