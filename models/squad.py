@@ -197,9 +197,9 @@ def swap_names(example: QAExample, rng: random.Random) -> QAExample | None:
     said = sentence.text(example.context)
     answer = example.answers[0]
     q = example.question
-    names = [(s, e) for s, e in question_names(q) if q[s:e] in said and q[s:e] not in answer]
-    names = [n for i, n in enumerate(names) if q[n[0]:n[1]] not in {q[s:e] for s, e in names[:i]}]
     every = question_names(q)
+    names = [(s, e) for s, e in every if q[s:e] in said and q[s:e] not in answer]
+    names = [n for i, n in enumerate(names) if q[n[0]:n[1]] not in {q[s:e] for s, e in names[:i]}]
     swappable = [(x, y) for i, x in enumerate(names) for y in names[i + 1:]
                  if _joined_by_more_than_a_list(q, x, y, every)]
     if swappable:
