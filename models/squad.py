@@ -219,6 +219,13 @@ def swap_names(example: QAExample, rng: random.Random) -> QAExample | None:
     return QAExample(example.id + "-swapped", example.title, example.context, changed)
 
 
+def swapped_questions(examples: list[QAExample], seed: int = 0) -> list[QAExample]:
+    """``swap_names`` of each example that it can change, drawn with ``seed``: unanswerable near
+    misses for evaluation (eval set ``xquad-swapped``)."""
+    rng = random.Random(seed)
+    return [s for s in (swap_names(e, rng) for e in examples) if s is not None]
+
+
 def paragraphs_by_title(examples: list[QAExample]) -> dict[str, list[str]]:
     """Each article's distinct paragraphs, in order of first appearance."""
     paras: dict[str, list[str]] = {}

@@ -140,3 +140,19 @@ def test_long_articles_place_each_article_among_others_with_offsets_moved():
     assert [d.context for d in long_articles(exs, words=100, seed=1)] != [d.context for d in docs]
     # the article is not always first: positions differ across titles
     assert len({d.context.index(f"{d.title} paragraph 0") > 0 for d in docs}) == 2
+
+
+def test_swapped_set_asks_the_questions_whose_names_can_change(tmp_path, monkeypatch, seed_article):
+    """``xquad-swapped``: each question whose names can be swapped, asked of its paragraph with
+    them swapped, expected "not in the article"; a question without names is left out."""
+    para = next(p for p in seed_article.split("\n\n") if "Aurus limo" in p)
+    ans = "a Russian-made Aurus limo"
+    qas = [{"id": "a", "question": "What did Putin give Kim?", "answers": [{"text": ans, "answer_start": para.index(ans)}]},
+           {"id": "b", "question": "What was given?", "answers": [{"text": ans, "answer_start": para.index(ans)}]}]
+    (tmp_path / "qa" / "xquad-en").mkdir(parents=True)
+    (tmp_path / "qa" / "xquad-en" / "xquad.en.json").write_text(
+        json.dumps({"data": [{"title": "t", "paragraphs": [{"context": para, "qas": qas}]}]}))
+    monkeypatch.setenv("ARTICLE_QA_DATA", str(tmp_path))
+    items = load_qa_set("xquad-swapped")
+    assert [(it.question, it.kind, it.answers, it.context) for it in items] == [
+        ("What did Kim give Putin?", "none", [], para)]
