@@ -347,3 +347,14 @@ def test_training_the_top_layers_leaves_the_rest_as_they_were(tmp_path, tiny_pro
     changed = {k for k in before if not np.array_equal(before[k], after[k])}
     assert changed and all(f".layer.{top}." in k or "qa_outputs" in k for k in changed), sorted(changed)[:4]
     assert any(f".layer.{top}." in k for k in changed) and any("qa_outputs" in k for k in changed)
+    # full fine-tuning too: the embeddings and lower layers keep the base's values (float16 export)
+    main(common + ["--base", base, "--out", str(tmp_path / "full"), "--train-top-layers", "1"])
+    full = load_file(tmp_path / "full" / "model" / "model.safetensors")
+    start = load_file(f"{base}/model.safetensors")
+
+    def same(key: str) -> bool:
+        return np.allclose(full[key].astype(np.float32), start[key].astype(np.float32), rtol=1e-3, atol=1e-4)
+    embeddings = [k for k in full if "embeddings" in k and k in start]
+    lower = [k for k in full if ".layer.0." in k and k in start]
+    assert embeddings and lower and all(same(k) for k in embeddings + lower)
+    assert not same("qa_outputs.weight")

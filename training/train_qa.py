@@ -542,6 +542,8 @@ def load_trainable(base: str, lora_rank: int, lora_alpha: float, lora_dropout: f
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, base, is_trainable=True)
     elif not lora_rank:
+        if top_layers:
+            freeze_below(model, model.config.num_hidden_layers - top_layers)
         return model
     else:
         from peft import LoraConfig, get_peft_model
