@@ -133,7 +133,7 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
     """
     rng = random.Random(seed)
     answerable = [e for e in examples if e.answers]
-    if swappable_only:                   # whether a question can be changed does not depend on the rng
+    if swappable_only:   # judged on one fixed draw; the twin below is drawn anew and, rarely, cannot be made
         answerable = [e for e in answerable if swap_names(e, random.Random(0)) is not None]
     questions = [e.question for e in answerable]
     asked = with_distractors(answerable, distractors, seed) if distractors else answerable
@@ -367,8 +367,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA scale numerator (default 2 x rank)")
     p.add_argument("--lora-dropout", type=float, default=0.0)
     p.add_argument("--train-top-layers", type=int, default=0,
-                   help="train only the adapter of the top N encoder layers (and the head); the "
-                        "layers below run without gradients, which cuts a step's cost (0 = all)")
+                   help="train only the top N encoder layers (with LoRA: their adapter) and the head; "
+                        "the layers below run without gradients, which cuts a step's cost (0 = all)")
     return p.parse_args(argv)
 
 
