@@ -89,12 +89,16 @@ class ArticleQA:
                 self.reader = r
             return self.reader
 
-    def _sentence_encoder(self, ref: str, batch_size: int = 32) -> SentenceEncoder:
+    def _sentence_encoder(self, ref: str) -> SentenceEncoder:
         """The engine's sentence encoder of ``ref``, made once by whichever of the reader and the
-        summarizer asks first (called with ``_lock`` held)."""
+        summarizer asks first (called with ``_lock`` held). Its batch size is the extractive
+        summarizer's setting when that embeds with these weights, else the encoder's default, so
+        it does not depend on which of them asked first."""
         path = self.profile.resolve_model(ref)
         if path not in self._encoders:
-            self._encoders[path] = SentenceEncoder(path, self._dev(), batch_size=batch_size)
+            s = self.profile.summarizer
+            shared = s.method == "extractive" and bool(s.model) and self.profile.resolve_model(s.model) == path
+            self._encoders[path] = SentenceEncoder(path, self._dev(), **({"batch_size": s.batch_size} if shared else {}))
         return self._encoders[path]
 
     def _summarizer(self):
@@ -104,8 +108,7 @@ class ArticleQA:
                 if not ref:
                     raise ModelLoadError(f"Profile {self.profile.name!r} has no summarizer model.")
                 settings = self.profile.summarizer
-                encoder = (self._sentence_encoder(ref, settings.batch_size) if settings.method == "extractive"
-                           else None)
+                encoder = self._sentence_encoder(ref) if settings.method == "extractive" else None
                 s = make_summarizer(settings, self.profile.resolve_model(ref), self._dev(), encoder)
                 s.warm_up()
                 self.summarizer = s

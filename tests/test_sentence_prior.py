@@ -165,7 +165,7 @@ def test_reader_and_summarizer_share_one_encoder_of_the_same_weights(tiny_profil
     raw = yaml.safe_load(open(tiny_profile))
     raw["qa"].update(sentence_encoder=MINILM, sentence_prior=4.0,
                      model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
-    raw["summarizer"] = {"method": "extractive", "model": MINILM, "max_words": 40}
+    raw["summarizer"] = {"method": "extractive", "model": MINILM, "max_words": 40, "batch_size": 8}
     path = tmp_path / "shared.yaml"
     path.write_text(yaml.safe_dump(raw))
     for first in ("summarizer", "qa"):
@@ -173,6 +173,7 @@ def test_reader_and_summarizer_share_one_encoder_of_the_same_weights(tiny_profil
         engine.warm_up(qa=first == "qa", summarizer=first == "summarizer")
         engine.warm_up()
         assert engine.reader.sentence_encoder is engine.summarizer.encoder
+        assert engine.summarizer.encoder.batch_size == 8, "the summarizer's setting, in either order"
         assert engine.summarizer.encoder.model is not None
         assert engine.summarize(seed_article)["summary"]
         assert engine.predict_many(seed_article, ["What did Putin give Kim?"])[0]["answers"]
