@@ -89,6 +89,18 @@ class ArticleQA:
                 self.reader = r
             return self.reader
 
+    def qa_sentence_encoder(self) -> SentenceEncoder | None:
+        """The profile's ``qa.sentence_encoder``, warmed, or None when it names none: the one the
+        reader weighs sentences with, made now even when the served reader does not need it (a
+        calibrator being fitted reads the sentence's likeness to the question either way)."""
+        ref = self.profile.qa.sentence_encoder
+        if not ref:
+            return None
+        with self._lock:
+            encoder = self._sentence_encoder(ref)
+        encoder.warm_up()
+        return encoder
+
     def _sentence_encoder(self, ref: str) -> SentenceEncoder:
         """The engine's sentence encoder of ``ref``, made once by whichever of the reader and the
         summarizer asks first (called with ``_lock`` held). Its batch size is the extractive

@@ -177,3 +177,26 @@ def test_reader_and_summarizer_share_one_encoder_of_the_same_weights(tiny_profil
         assert engine.summarizer.encoder.model is not None
         assert engine.summarize(seed_article)["summary"]
         assert engine.predict_many(seed_article, ["What did Putin give Kim?"])[0]["answers"]
+
+
+def test_engine_gives_its_qa_sentence_encoder_even_when_the_reader_does_not_need_it(tiny_profile, tmp_path):
+    """A calibrator being fitted reads the sentence's likeness to the question whenever the profile
+    names an encoder, so ``training.tune`` asks the engine for it: the reader's own when it weighs
+    sentences, a warmed one when it does not, None when the profile names none."""
+    raw = yaml.safe_load(open(tiny_profile))
+    raw["qa"].update(sentence_encoder=MINILM, sentence_prior=0.0,
+                     model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
+    path = tmp_path / "named.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    engine = ArticleQA(load_profile(path))
+    engine.warm_up(summarizer=False)
+    assert engine.reader.sentence_encoder is None, "no prior and no calibrator that reads it"
+    encoder = engine.qa_sentence_encoder()
+    assert encoder.model is not None and encoder.embed(["a question"]).shape[0] == 1
+    assert engine.qa_sentence_encoder() is encoder
+    raw["qa"]["sentence_prior"] = 4.0
+    path.write_text(yaml.safe_dump(raw))
+    with_prior = ArticleQA(load_profile(path))
+    with_prior.warm_up(summarizer=False)
+    assert with_prior.qa_sentence_encoder() is with_prior.reader.sentence_encoder
+    assert ArticleQA(load_profile(tiny_profile)).qa_sentence_encoder() is None

@@ -23,6 +23,22 @@ def test_best_threshold_separates_answerable_from_unanswerable():
     assert t_low <= -1.0
 
 
+def test_foreign_questions_ask_of_another_titles_paragraph_or_whole_article():
+    """The unanswerable groups: each question asked of a paragraph of another article, and of
+    another whole article (its paragraphs joined, as the product reads an upload)."""
+    from models.squad import join_articles, paragraphs_by_title
+    from training.tune import foreign_questions
+    exs = _answerable(SAMPLE)
+    paragraphs = paragraphs_by_title(exs)
+    docs = join_articles(exs)
+    whole = {d.title: d.context for d in docs}
+    assert len(whole) >= 2
+    for e, f, fd in zip(exs, foreign_questions(exs), foreign_questions(docs)):
+        assert f.question == fd.question == e.question and not f.answers and not fd.answers
+        assert f.title != e.title and f.context in paragraphs[f.title]
+        assert fd.title != e.title and fd.context == whole[fd.title]
+
+
 def test_tune_picks_the_best_length_prior_then_a_threshold(tiny_profile):
     model = load_profile(tiny_profile).resolve_model(load_profile(tiny_profile).qa.model)
     report = tune_null_threshold(model, SAMPLE, max_seq_len=128, doc_stride=32, limit=30,
@@ -60,13 +76,14 @@ def test_tune_fits_a_calibrator_that_travels_with_the_weights(tiny_profile, tmp_
     report = tune_null_threshold(model, SAMPLE, max_seq_len=128, doc_stride=32, limit=30,
                                  length_penalties=(0.0,), window_priors=(0.0, 2.0))
     assert report["calibration"]["rows"] >= 60          # 30 of each kind of question, less empties
-    rows = report.pop("calibration_rows")     # paragraphs, articles, foreign, near misses (paragraphs, articles)
+    # paragraphs, articles, foreign paragraphs, near misses (paragraphs, articles), foreign articles
+    rows = report.pop("calibration_rows")
     assert len(rows["features"]) == len(rows["group"]) == len(rows["right"])
-    assert set(rows["group"].tolist()) == {0, 1, 2, 3, 4}
+    assert set(rows["group"].tolist()) == {0, 1, 2, 3, 4, 5}
     unanswerable = rows["group"] >= 2
     assert (rows["unanswerable"] == unanswerable).all() and not rows["right"][unanswerable].any()
     assert set(report["calibration"]["refused_in_sample"]) == {"paragraphs", "articles", "foreign", "near_misses",
-                                                               "near_miss_articles"}
+                                                               "near_miss_articles", "foreign_articles"}
     write_inference_settings(model, report, str(SAMPLE))
     (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "p", "qa": {"model": "qa", "top_k": 3},
                                                      "runtime": {"device": "cpu"}}))
@@ -82,7 +99,7 @@ def test_tune_fits_a_calibrator_that_travels_with_the_weights(tiny_profile, tmp_
     assert r["score"] == pytest.approx(expected, abs=1e-5)
 
 
-def test_refit_calibrator_reads_five_groups_under_the_profile_with_the_sentences_likeness(tiny_profile, tmp_path):
+def test_refit_calibrator_reads_every_group_under_the_profile_with_the_sentences_likeness(tiny_profile, tmp_path):
     """``--profile``: the calibrator refitted under a profile's own settings, its rows carrying the
     cosine of the best span's sentence (the profile's sentence encoder), which a calibrator can
     then be fitted on."""

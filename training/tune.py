@@ -89,7 +89,9 @@ def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, params: 
 
 
 def foreign_questions(exs: list[QAExample], seed: int = 13) -> list[QAExample]:
-    """Each question asked of a paragraph of another article, drawn with ``seed``: unanswerable."""
+    """Each question asked of a context of another article, drawn with ``seed``: unanswerable. Of
+    paragraphs, a paragraph of another article; of whole articles (``join_articles``), another
+    whole article."""
     rng = random.Random(seed)
     ctx_by_title = paragraphs_by_title(exs)
     titles = sorted(ctx_by_title)
@@ -181,11 +183,15 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
     erased_docs = [x for x in (erase_answers(d) for d in docs) if x is not None]
     erased_docs_read = read_contexts(reader, erased_docs, replace(window_params, score_windows=True),
                                      "dev near-miss articles")
+    foreign_docs = foreign_questions(docs, seed)
+    foreign_docs_read = read_contexts(reader, foreign_docs, replace(window_params, score_windows=True),
+                                      "dev foreign articles")
     calibrator, calibration, rows = fit_calibrator(
         [(decode(reader, pos_read, len(exs), chosen), exs), (decode(reader, docs_read, len(docs), chosen), docs)],
         [(decode(reader, neg_read, len(foreign), chosen), foreign),
          (decode(reader, erased_read, len(erased), chosen), erased),
-         (decode(reader, erased_docs_read, len(erased_docs), chosen), erased_docs)])
+         (decode(reader, erased_docs_read, len(erased_docs), chosen), erased_docs),
+         (decode(reader, foreign_docs_read, len(foreign_docs), chosen), foreign_docs)])
     return {"calibrator": calibrator.to_dict(), "calibration": calibration, "calibration_rows": rows,
             "by_prior": by_prior, "window_prior": whole["window_prior"] if whole else 0.0,
             "span_norm": whole["span_norm"] if whole else "window",
@@ -198,32 +204,32 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
 def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: int = 13) -> dict:
     """The calibrator of ``profile``'s reader refitted under the profile's own settings (its
     decoding settings kept; the sentence prior and the ``similarity`` feature on when the profile
-    has a sentence encoder): every ``every``-th development question, asked of the five groups of
-    ``training.calibrate.GROUPS`` (whole articles and erased answers built from the whole set
-    first, so a sample's article is the whole article). Returns the report of ``tune_null_threshold``'s
-    calibration part: ``calibrator``, ``calibration`` and ``calibration_rows``, and ``model``, the
+    has a sentence encoder): every ``every``-th development question, asked of the groups of
+    ``training.calibrate.GROUPS`` (whole articles, foreign ones and erased answers built from the
+    whole set first, so a sample's article is the whole article). Returns the report of
+    ``tune_null_threshold``'s calibration part: ``calibrator``, ``calibration`` and ``calibration_rows``, and ``model``, the
     weights folder the calibrator belongs beside."""
     from models.engine import get_engine
     engine = get_engine(profile)
-    q = engine.profile.qa
     engine.warm_up(summarizer=False)
     reader = engine.reader
-    if reader.sentence_encoder is None and q.sentence_encoder:
+    if reader.sentence_encoder is None:
         # rows carry the similarity feature whenever the profile names an encoder
-        reader.sentence_encoder = engine._sentence_encoder(q.sentence_encoder)
-        reader.sentence_encoder.warm_up()
+        reader.sentence_encoder = engine.qa_sentence_encoder()
     window_params, params = reader.sanitize(top_k=1)
     exs = [e for e in read_squad(dev_path) if e.answers]
     pick = slice(None, None, every)
     docs = join_articles(exs)
-    pos, docs, foreign = exs[pick], docs[pick], foreign_questions(exs, seed)[pick]
+    pos, foreign, foreign_docs = exs[pick], foreign_questions(exs, seed)[pick], foreign_questions(docs, seed)[pick]
+    docs = docs[pick]
     erased = [x for x in (erase_answers(e) for e in pos) if x is not None]
     erased_docs = [x for x in (erase_answers(d) for d in docs) if x is not None]
     scored = replace(window_params, score_windows=True)
     groups = []
     for name, examples, wp in (("paragraphs", pos, window_params), ("articles", docs, scored),
                                ("foreign", foreign, window_params), ("near_misses", erased, window_params),
-                               ("near_miss_articles", erased_docs, scored)):
+                               ("near_miss_articles", erased_docs, scored),
+                               ("foreign_articles", foreign_docs, scored)):
         groups.append((decode(reader, read_contexts(reader, examples, wp, f"dev {name}"), len(examples), params),
                        examples))
     calibrator, calibration, rows = fit_calibrator(groups[:2], groups[2:])
