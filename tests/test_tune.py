@@ -26,8 +26,7 @@ def test_best_threshold_separates_answerable_from_unanswerable():
 def test_foreign_questions_ask_of_another_titles_paragraph_or_whole_article():
     """The unanswerable groups: each question asked of a paragraph of another article, and of
     another whole article (its paragraphs joined, as the product reads an upload)."""
-    from models.squad import join_articles, paragraphs_by_title
-    from training.tune import foreign_questions
+    from models.squad import foreign_questions, join_articles, paragraphs_by_title
     exs = _answerable(SAMPLE)
     paragraphs = paragraphs_by_title(exs)
     docs = join_articles(exs)

@@ -27,7 +27,6 @@ brought back in step this way.
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +36,7 @@ from tqdm import tqdm
 
 from models.profiles import INFERENCE_FILE, QASettings, update_inference_settings
 from models.qa import DecodeParams, ExtractiveReader, WindowParams
-from models.squad import (QAExample, erase_answers, exact_match, f1_score, join_articles, paragraphs_by_title,
+from models.squad import (QAExample, erase_answers, exact_match, f1_score, foreign_questions, join_articles,
                           read_squad)
 from models.text import Sentence, split_sentences
 from models.windows import Windows
@@ -85,20 +84,6 @@ def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, params: 
         similarity = reader.question_similarity(c.questions, params, always=True)
         for q, i in enumerate(c.examples):
             out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, params, similarity[q])
-    return out
-
-
-def foreign_questions(exs: list[QAExample], seed: int = 13) -> list[QAExample]:
-    """Each question asked of a context of another article, drawn with ``seed``: unanswerable. Of
-    paragraphs, a paragraph of another article; of whole articles (``join_articles``), another
-    whole article."""
-    rng = random.Random(seed)
-    ctx_by_title = paragraphs_by_title(exs)
-    titles = sorted(ctx_by_title)
-    out = []
-    for e in exs:
-        other = rng.choice([t for t in titles if t != e.title] or titles)
-        out.append(QAExample(e.id + "-neg", other, rng.choice(ctx_by_title[other]), e.question))
     return out
 
 
