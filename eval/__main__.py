@@ -3,7 +3,8 @@
 Scores one or more profiles (``--profiles embedded,hub``) on a QA set (seed, xquad, xquad-doc,
 xquad-long, xquad-swapped, xquad-foreign, squad-heldout, or a SQuAD JSON path) or a summarization
 set (seed-summary, cnndm, bbc, xsum, or a JSONL path), prints a table and writes DIR/rows.json,
-DIR/totals.json, DIR/summary.md and DIR/chart.png. ``--every 10`` scores every tenth item, ``--limit N`` the first N."""
+DIR/totals.json, DIR/summary.md and DIR/chart.png. ``--every 10`` scores every tenth item,
+``--limit N`` the first N."""
 from __future__ import annotations
 
 import argparse

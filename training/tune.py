@@ -14,8 +14,8 @@ Then, under the chosen settings, the calibrator (models/calibration.py, training
 fitted on the best span of every development question asked of its paragraph and of its whole
 article, and of another article's paragraph for unanswerable ones; questions asked of their own
 paragraph or article less the sentences that hold the answer ("near misses",
-``models.squad.erase_answers``) are scored too, to report how many it refuses
-(``training.calibrate.FIT_GROUPS`` says why they are not fitted on). ``--write`` saves all of it
+``models.squad.erase_answers``) and of another whole article are scored too, to report how many
+it refuses (``training.calibrate.FIT_GROUPS`` says why they are not fitted on). ``--write`` saves all of it
 beside the weights (``inference.json``), where every profile using them finds it.
 
 ``--profile NAME`` (``refit_calibrator``) keeps a profile's settings as they are and refits only
