@@ -98,7 +98,7 @@ class ArticleQA:
             return None
         with self._lock:
             encoder = self._sentence_encoder(ref)
-        encoder.warm_up()
+            encoder.warm_up()
         return encoder
 
     def _sentence_encoder(self, ref: str) -> SentenceEncoder:
@@ -110,7 +110,8 @@ class ArticleQA:
         if path not in self._encoders:
             s = self.profile.summarizer
             shared = s.method == "extractive" and bool(s.model) and self.profile.resolve_model(s.model) == path
-            self._encoders[path] = SentenceEncoder(path, self._dev(), **({"batch_size": s.batch_size} if shared else {}))
+            sizing = {"batch_size": s.batch_size} if shared else {}
+            self._encoders[path] = SentenceEncoder(path, self._dev(), **sizing)
         return self._encoders[path]
 
     def _summarizer(self):

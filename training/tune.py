@@ -15,8 +15,8 @@ fitted on the best span of every development question asked of its paragraph and
 article, and of another article's paragraph for unanswerable ones; questions asked of their own
 paragraph or article less the sentences that hold the answer ("near misses",
 ``models.squad.erase_answers``) and of another whole article are scored too, to report how many
-it refuses (``training.calibrate.FIT_GROUPS`` says why they are not fitted on). ``--write`` saves all of it
-beside the weights (``inference.json``), where every profile using them finds it.
+it refuses (``training.calibrate.FIT_GROUPS`` says why they are not fitted on). ``--write`` saves
+all of it beside the weights (``inference.json``), where every profile using them finds it.
 
 ``--profile NAME`` (``refit_calibrator``) keeps a profile's settings as they are and refits only
 its calibrator, on the same groups decoded as the profile serves them: with its reading budget and,
@@ -40,7 +40,7 @@ from models.squad import (QAExample, erase_answers, exact_match, f1_score, forei
                           read_squad)
 from models.text import Sentence, split_sentences
 from models.windows import Windows
-from training.calibrate import fit_calibrator
+from training.calibrate import GROUPS, fit_calibrator
 
 LENGTH_PENALTIES = (0.0, 0.025, 0.05, 0.1, 0.2)
 WINDOW_PRIORS = (0.0, 1.0, 2.0, 4.0, 8.0)
@@ -192,8 +192,8 @@ def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: i
     has a sentence encoder): every ``every``-th development question, asked of the groups of
     ``training.calibrate.GROUPS`` (whole articles, foreign ones and erased answers built from the
     whole set first, so a sample's article is the whole article). Returns the report of
-    ``tune_null_threshold``'s calibration part: ``calibrator``, ``calibration`` and ``calibration_rows``, and ``model``, the
-    weights folder the calibrator belongs beside."""
+    ``tune_null_threshold``'s calibration part: ``calibrator``, ``calibration`` and
+    ``calibration_rows``, and ``model``, the weights folder the calibrator belongs beside."""
     from models.engine import get_engine
     engine = get_engine(profile)
     engine.warm_up(summarizer=False)
@@ -210,11 +210,12 @@ def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: i
     erased = [x for x in (erase_answers(e) for e in pos) if x is not None]
     erased_docs = [x for x in (erase_answers(d) for d in docs) if x is not None]
     scored = replace(window_params, score_windows=True)
+    by_group = {"paragraphs": (pos, window_params), "articles": (docs, scored), "foreign": (foreign, window_params),
+                "near_misses": (erased, window_params), "near_miss_articles": (erased_docs, scored),
+                "foreign_articles": (foreign_docs, scored)}
     groups = []
-    for name, examples, wp in (("paragraphs", pos, window_params), ("articles", docs, scored),
-                               ("foreign", foreign, window_params), ("near_misses", erased, window_params),
-                               ("near_miss_articles", erased_docs, scored),
-                               ("foreign_articles", foreign_docs, scored)):
+    for name in GROUPS:            # in GROUPS' order, which gives each row its group index
+        examples, wp = by_group[name]
         groups.append((decode(reader, read_contexts(reader, examples, wp, f"dev {name}"), len(examples), params),
                        examples))
     calibrator, calibration, rows = fit_calibrator(groups[:2], groups[2:])
