@@ -17,11 +17,13 @@ log of its share of every span decoded for the question, its log-odds margin ove
 log of the number of windows read for the question (0 for a text that fits one window: a short
 text's best span is a different bet from a long article's), and the cosine between the question
 and the span's sentence under the profile's sentence encoder (NaN without one: a calibrator that
-uses it needs ``qa.sentence_encoder``). A calibrator uses the subset of them it was fitted on
+uses it needs ``qa.sentence_encoder``), and the share of the question's names that the span's
+sentence or the one before it mentions (``models.text.name_coverage``; 1 for a question without
+names). A calibrator uses the subset of them it was fitted on
 (``Calibrator.features``, saved with it), so one fitted before a feature existed keeps working.
 Each weight of ``right`` on the ``MONOTONE`` features is kept >= 0 and of ``null`` <= 0, so a span
-the model scores higher, or whose sentence is more like the question, never gets a lower
-probability of being right (monotone by construction, checked by the tests).
+the model scores higher, or whose sentence is more like the question or names more of it, never
+gets a lower probability of being right (monotone by construction, checked by the tests).
 """
 from __future__ import annotations
 
@@ -30,10 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FEATURES = ("log_score", "log_share", "log_margin", "relevance", "log_windows", "similarity")
+FEATURES = ("log_score", "log_share", "log_margin", "relevance", "log_windows", "similarity",
+            "name_coverage")
 SCORE_FEATURES = FEATURES[:3]    # the model's own scores: every calibrator uses them, first
-# sign-constrained (module docstring): the model's scores and the sentence's likeness to the question
-MONOTONE = SCORE_FEATURES + ("similarity",)
+# sign-constrained (module docstring): the model's scores, the sentence's likeness to the question
+# and how many of the question's names it mentions
+MONOTONE = SCORE_FEATURES + ("similarity", "name_coverage")
 # what ``training.tune`` fits a new calibrator on: not ``log_windows``, which by cross-validation
 # on the development set (stage m3) refused more answerable paragraphs (2.5% vs 1.9%) and fewer
 # near misses (47% / 17% of paragraphs / articles vs 40% / 38%): docs/benchmarks.md
@@ -50,11 +54,11 @@ def feature_columns(names: tuple[str, ...]) -> list[int]:
 
 
 def span_features(score: float, share: float, null: float, relevance: float = 1.0,
-                  windows: int = 1, similarity: float = math.nan) -> np.ndarray:
+                  windows: int = 1, similarity: float = math.nan, name_coverage: float = 1.0) -> np.ndarray:
     """The feature vector of one span, in the order of ``FEATURES`` (see module docstring)."""
     log_score = math.log(max(score, _FLOOR))
     return np.array([log_score, math.log(max(share, _FLOOR)), log_score - math.log(max(null, _FLOOR)),
-                     relevance, math.log(max(windows, 1)), similarity], dtype=np.float64)
+                     relevance, math.log(max(windows, 1)), similarity, name_coverage], dtype=np.float64)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ from models.profiles import QASettings
 from models.sentence_encoder import SentenceEncoder
 from models.spans import (Candidate, article_norm_factors, has_answer, merge_candidates, select_list,
                           sentence_prior_factors, to_candidates, window_spans)
-from models.text import Sentence, sentence_at, split_sentences
+from models.text import Sentence, name_context, name_coverage, sentence_at, split_sentences
 from models.window_select import WordIndex, best_windows, bm25_scores
 from models.windows import (ArticleTokens, PairTemplate, Windows, build_windows, concat_windows, pad_batch,
                             question_ids,
@@ -188,7 +188,8 @@ class ExtractiveReader:
         start, end = self.forward(windows, progress)
         sentences = split_sentences(article)
         similarity = self.question_similarity(questions, decode_params)
-        return [self.postprocess(article, sentences, windows, start, end, q, decode_params, similarity[q])
+        return [self.postprocess(article, sentences, windows, start, end, q, questions[q], decode_params,
+                                 similarity[q])
                 for q in range(len(questions))]
 
     def run_batch(self, requests: list[tuple[str, list[str], int | None]],
@@ -223,8 +224,8 @@ class ExtractiveReader:
             try:
                 sentences = split_sentences(article)
                 similarity = self.question_similarity(questions, decode_params)
-                out[i] = [self.postprocess(article, sentences, windows, start, end, offset + q, decode_params,
-                                           similarity[q])
+                out[i] = [self.postprocess(article, sentences, windows, start, end, offset + q, questions[q],
+                                           decode_params, similarity[q])
                           for q in range(len(questions))]
             except Exception as exc:
                 out[i] = exc
@@ -312,11 +313,11 @@ class ExtractiveReader:
         return start, end
 
     def postprocess(self, article: str, sentences: list[Sentence], windows: Windows,
-                    start: list[np.ndarray], end: list[np.ndarray], q: int, params: DecodeParams,
-                    similarity: Callable[[list[str]], np.ndarray] | None = None) -> dict:
-        """Span search over all windows of question ``q``, merged into one result. ``similarity``:
-        sentences -> their cosines with the question (``question_similarity``), for the sentence
-        prior."""
+                    start: list[np.ndarray], end: list[np.ndarray], q: int, question: str,
+                    params: DecodeParams, similarity: Callable[[list[str]], np.ndarray] | None = None) -> dict:
+        """Span search over all windows of question ``q`` (whose text is ``question``), merged into
+        one result. ``similarity``: sentences -> their cosines with the question
+        (``question_similarity``), for the sentence prior."""
         p = params
         rows = np.flatnonzero(windows.sample == q)          # this question's windows
         width = max(len(start[w]) for w in rows)
@@ -356,7 +357,9 @@ class ExtractiveReader:
                                           similarity, cosines)
         likeness += [math.nan] * (len(cands) - len(likeness))
         features = [span_features(c.score, c.score / mass if mass > 0 else 0.0, c.null, float(relevance[c.window]),
-                                  len(rows), sim) for c, sim in zip(cands, likeness)]
+                                  len(rows), sim,
+                                  name_coverage(question, name_context(article, sentences, c.start, c.end)))
+                    for c, sim in zip(cands, likeness)]
         best = cands[0] if cands else None
         if cal is not None and best is not None:
             null = cal.p_null(features[0])

@@ -8,7 +8,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.text import split_sentences
+from models.text import capitalised_runs, question_names, split_sentences
 
 
 @dataclass
@@ -138,24 +138,9 @@ def erase_answers(example: QAExample, min_sentences: int = 2) -> QAExample | Non
     return QAExample(example.id + "-erased", example.title, text, example.question)
 
 
-# a name: a run of capitalised words ("U.S", "Kim Jong Un", "Bank of England"); in a question,
-# not its first word; a possessive 's stays out ("Kim's" -> "Kim")
-_NAME = re.compile(r"(?<![\w'’.])[A-Z][\w\-]*(?:\.[A-Z][\w\-]*)*(?: (?:(?:of|the|de|du|la|von|van) )*[A-Z][\w\-]*(?:\.[A-Z][\w\-]*)*)*")
 # words that join names whose order does not matter ("Kim and Putin", "A, B, and C"): swapping
 # names with nothing else between them asks the same thing
 _LIST_WORDS = {"and", "or", "nor", "vs", "versus", "with", "the", "&"}
-
-
-def _names(text: str, inside_only: bool) -> list[tuple[int, int]]:
-    """Capitalised runs of ``text``; with ``inside_only``, only those a word or comma precedes,
-    so that a capital that merely starts a sentence ("Both", "The") is not taken for a name."""
-    out = []
-    for m in _NAME.finditer(text):
-        before = text[:m.start()].rstrip(" ")
-        if not before or (inside_only and not (before[-1].isalnum() or before[-1] == ",")):
-            continue
-        out.append(m.span())
-    return out
 
 
 def _joined_by_more_than_a_list(text: str, x: tuple[int, int], y: tuple[int, int],
@@ -167,12 +152,6 @@ def _joined_by_more_than_a_list(text: str, x: tuple[int, int], y: tuple[int, int
         if x[1] <= s and e <= y[0]:
             between = between[:s - x[1]] + " " + between[e - x[1]:]
     return any(w.lower() not in _LIST_WORDS for w in re.findall(r"[\w&]+", between))
-
-
-def question_names(question: str) -> list[tuple[int, int]]:
-    """Where the names sit in a question: capitalised runs past its first word, their possessive
-    ``'s`` left out (``"What did Kim's sister say?"`` -> ``Kim``)."""
-    return _names(question, inside_only=False)
 
 
 def swap_names(example: QAExample, rng: random.Random) -> QAExample | None:
@@ -210,7 +189,7 @@ def swap_names(example: QAExample, rng: random.Random) -> QAExample | None:
             return None
         s1, e1 = rng.choice(names)
         old = q[s1:e1].lower()
-        others = sorted({example.context[s:e] for s, e in _names(example.context, inside_only=True)})
+        others = sorted({example.context[s:e] for s, e in capitalised_runs(example.context, inside_only=True)})
         others = [o for o in others if o.lower() not in said.lower() and o not in q and o not in answer
                   and old not in o.lower() and o.lower() not in old]
         if not others:

@@ -10,18 +10,18 @@ from models.calibration import FEATURES, MONOTONE, Calibrator, span_features
 def fitted(seed: int = 0, use=None) -> tuple[Calibrator, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(3000, len(FEATURES)))
-    # wrong-signed: log_share, and similarity (the last column)
-    logit = 1.5 * x[:, 0] + 0.8 * x[:, 2] - 0.4 * x[:, 1] + 0.3 * x[:, 3] - 0.6 * x[:, 5]
+    # wrong-signed: log_share, similarity and name_coverage
+    logit = 1.5 * x[:, 0] + 0.8 * x[:, 2] - 0.4 * x[:, 1] + 0.3 * x[:, 3] - 0.6 * x[:, 5] - 0.5 * x[:, 6]
     right = (rng.random(3000) < 1 / (1 + np.exp(-logit))).astype(int)
     null = (rng.random(3000) < 1 / (1 + np.exp(logit))).astype(int)
     return (Calibrator.fit(x, right, null, use=use) if use else Calibrator.fit(x, right, null)), x, right
 
 
 @pytest.mark.parametrize("use", [None, FEATURES])
-def test_calibrator_is_monotone_in_the_models_scores_and_the_sentences_likeness(use):
+def test_calibrator_is_monotone_in_the_models_scores_and_the_sentences_likeness_and_names(use):
     cal, x, _ = fitted(use=use)
     base = np.zeros(len(FEATURES))
-    assert MONOTONE == ("log_score", "log_share", "log_margin", "similarity")
+    assert MONOTONE == ("log_score", "log_share", "log_margin", "similarity", "name_coverage")
     for f in [FEATURES.index(name) for name in MONOTONE]:
         grid = np.tile(base, (50, 1))
         grid[:, f] = np.linspace(-4, 4, 50)
@@ -119,3 +119,37 @@ def test_rows_without_a_feature_the_calibrator_uses_are_refused():
         Calibrator.fit(x, table["right"], table["unanswerable"], use=FEATURES)
     cal = Calibrator.fit(x, table["right"], table["unanswerable"])
     assert not cal.needs_similarity and np.isfinite(cal.prob_right(x)).all()
+
+
+NAMES_CALIBRATOR = {   # reads only name_coverage (and the score features at weight 0)
+    "features": ["log_score", "log_share", "log_margin", "name_coverage"],
+    "right": {"weights": [0.0, 0.0, 0.0, 4.0], "bias": -2.0, "mean": [0.0] * 4, "scale": [1.0] * 4},
+    "null": {"weights": [0.0, 0.0, 0.0, -4.0], "bias": 2.0, "mean": [0.0] * 4, "scale": [1.0] * 4}}
+
+
+def test_the_engine_gives_each_answer_the_share_of_the_questions_names_its_sentences_mention(
+        tiny_profile, tmp_path):
+    """Through the engine: the best answer's ``name_coverage`` feature is that of its sentence and
+    the one before it, and a calibrator reading it scores each shown answer by it."""
+    import yaml
+
+    from models.engine import ArticleQA
+    from models.profiles import load_profile
+    from models.text import name_context, name_coverage, split_sentences
+    raw = yaml.safe_load(open(tiny_profile))
+    raw["qa"].update(calibrator=NAMES_CALIBRATOR, model=str((load_profile(tiny_profile).path.parent
+                                                             / "tiny-qa").resolve()))
+    path = tmp_path / "names.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    article = ("The summit opened in the capital on Tuesday. Putin gave Kim a Russian-made limousine. "
+               "Kim gave Putin paintings.\n\nVietnam hosted a dinner for the delegates later that week.")
+    question = "What did Vietnam give Putin?"
+    r = ArticleQA(load_profile(path)).predict_many(article, [question], top_k=5)[0]
+    sents = split_sentences(article)
+    covers = [name_coverage(question, name_context(article, sents, a["start"], a["end"])) for a in r["answers"]]
+    assert r["features"][FEATURES.index("name_coverage")] == pytest.approx(covers[0])
+    p_null = 1 / (1 + np.exp(-(2.0 - 4.0 * covers[0])))
+    assert r["no_answer_score"] == pytest.approx(p_null, abs=1e-5)
+    for a, c in zip(r["answers"], covers):
+        assert a["score"] == pytest.approx(min(1 / (1 + np.exp(-(4.0 * c - 2.0))), 1 - p_null), abs=1e-5)
+    assert len(set(covers)) > 1         # answers from sentences naming more or fewer of the question's names
