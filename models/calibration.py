@@ -53,8 +53,8 @@ def feature_columns(names: tuple[str, ...]) -> list[int]:
     return [FEATURES.index(f) for f in names]
 
 
-def span_features(score: float, share: float, null: float, relevance: float = 1.0,
-                  windows: int = 1, similarity: float = math.nan, name_coverage: float = 1.0) -> np.ndarray:
+def span_features(score: float, share: float, null: float, relevance: float = 1.0, windows: int = 1,
+                  similarity: float = math.nan, name_coverage: float = 1.0) -> np.ndarray:
     """The feature vector of one span, in the order of ``FEATURES`` (see module docstring)."""
     log_score = math.log(max(score, _FLOOR))
     return np.array([log_score, math.log(max(share, _FLOOR)), log_score - math.log(max(null, _FLOOR)),

@@ -146,7 +146,8 @@ def test_the_engine_gives_each_answer_the_share_of_the_questions_names_its_sente
     question = "What did Vietnam give Putin?"
     r = ArticleQA(load_profile(path)).predict_many(article, [question], top_k=5)[0]
     sents = split_sentences(article)
-    covers = [name_coverage(question, name_context(article, sents, a["start"], a["end"])) for a in r["answers"]]
+    covers = [name_coverage(question, name_context(article, sents, a["start"], a["end"]))
+              for a in r["answers"]]
     assert r["features"][FEATURES.index("name_coverage")] == pytest.approx(covers[0])
     p_null = 1 / (1 + np.exp(-(2.0 - 4.0 * covers[0])))
     assert r["no_answer_score"] == pytest.approx(p_null, abs=1e-5)

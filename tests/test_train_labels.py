@@ -287,7 +287,8 @@ def test_features_add_erased_pairs_as_no_answer_windows(tok, seed_article):
 def test_swapped_names_change_who_the_question_is_about(seed_article):
     import random
 
-    from models.squad import question_names, swap_names
+    from models.squad import swap_names
+    from models.text import question_names
     q = "What did Kim's sister tell the Bank of England on Wednesday?"
     assert [q[s:e] for s, e in question_names(q)] == ["Kim", "Bank of England", "Wednesday"]
     para = next(p for p in seed_article.split("\n\n") if "Aurus limo" in p)

@@ -83,8 +83,8 @@ def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, params: 
     for c in read:
         similarity = reader.question_similarity(c.questions, params, always=True)
         for q, i in enumerate(c.examples):
-            out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, c.questions[q], params,
-                                        similarity[q])
+            out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, c.questions[q],
+                                        params, similarity[q])
     return out
 
 
