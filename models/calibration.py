@@ -127,10 +127,14 @@ class Calibrator:
     null: Logistic
     features: tuple[str, ...] = FEATURES[:4]     # the ones it was fitted on (older files: these four)
 
+    def reads(self, feature: str) -> bool:
+        """Whether it was fitted on ``feature`` (one of ``FEATURES``)."""
+        return feature in self.features
+
     @property
     def needs_similarity(self) -> bool:
         """Whether it reads the sentence's likeness to the question (so needs a sentence encoder)."""
-        return "similarity" in self.features
+        return self.reads("similarity")
 
     @property
     def columns(self) -> list[int]:

@@ -356,10 +356,12 @@ class ExtractiveReader:
         likeness = self._sentence_cosines(article, sentences, cands if cal and cal.needs_similarity else cands[:1],
                                           similarity, cosines)
         likeness += [math.nan] * (len(cands) - len(likeness))
+        # the share of the question's names a candidate's sentences mention: likewise
+        named = [name_coverage(question, name_context(article, sentences, c.start, c.end))
+                 for c in (cands if cal and cal.reads("name_coverage") else cands[:1])]
+        named += [math.nan] * (len(cands) - len(named))
         features = [span_features(c.score, c.score / mass if mass > 0 else 0.0, c.null, float(relevance[c.window]),
-                                  len(rows), sim,
-                                  name_coverage(question, name_context(article, sentences, c.start, c.end)))
-                    for c, sim in zip(cands, likeness)]
+                                  len(rows), sim, names) for c, sim, names in zip(cands, likeness, named)]
         best = cands[0] if cands else None
         if cal is not None and best is not None:
             null = cal.p_null(features[0])

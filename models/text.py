@@ -273,16 +273,16 @@ def name_context(article: str, sentences: list[Sentence], start: int, end: int) 
     """What ``name_coverage`` looks in for a span: its sentence and the one before it in the same
     paragraph (a sentence often names its subject only by "he" or "the city"), or the span itself
     where it is outside every sentence."""
-    sent = sentence_at(sentences, start)
-    if sent is None:
+    i = sentence_index_at(sentences, start)
+    if i is None:
         return article[start:end]
-    i = sentences.index(sent)
+    sent = sentences[i]
     first = sentences[i - 1] if i > 0 and sentences[i - 1].paragraph == sent.paragraph else sent
     return article[first.start:sent.end]
 
 
-def sentence_at(sentences: list[Sentence], pos: int) -> Sentence | None:
-    """The sentence containing character ``pos`` (binary search over sorted sentences)."""
+def sentence_index_at(sentences: list[Sentence], pos: int) -> int | None:
+    """The index of the sentence containing character ``pos`` (binary search over sorted sentences)."""
     lo, hi = 0, len(sentences)
     while lo < hi:
         mid = (lo + hi) // 2
@@ -291,8 +291,14 @@ def sentence_at(sentences: list[Sentence], pos: int) -> Sentence | None:
         else:
             hi = mid
     if lo < len(sentences) and sentences[lo].start <= pos < sentences[lo].end:
-        return sentences[lo]
+        return lo
     return None
+
+
+def sentence_at(sentences: list[Sentence], pos: int) -> Sentence | None:
+    """The sentence containing character ``pos``."""
+    i = sentence_index_at(sentences, pos)
+    return sentences[i] if i is not None else None
 
 
 _BOILERPLATE = re.compile(
