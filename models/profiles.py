@@ -36,6 +36,7 @@ class QASettings:
     span_norm: str = "window"         # "window": a span's probability within its window; "article": over all windows (spans.article_norm_factors)
     sentence_encoder: str | None = None  # sentence-transformers encoder for the sentence prior (hub id, folder or package:...)
     sentence_prior: float = 0.0       # spans x exp(sentence_prior * (cos(question, their sentence) - best)); 0 or no encoder = off (spans.sentence_prior_factors)
+    repeat_penalty: float = 0.0       # spans x exp(-repeat_penalty * their words that repeat the question's content words) (spans.repeat_factors)
     quantize: str = "none"            # "int8": dynamic int8 linear layers (CPU only); "none": as stored
     calibrator: dict | None = None    # fitted for the weights (inference.json, models/calibration.py); None = raw scores
 
@@ -187,11 +188,13 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
         prof.summarizer.scorer = _resolve_ref(path, str(prof.summarizer.scorer))
     q = prof.qa
     if not 32 <= q.max_seq_len <= 4096 or not 0 <= q.doc_stride < q.max_seq_len // 2 or q.max_answer_len < 1 \
-            or not 0 <= q.length_penalty <= 5 or not 0 <= q.window_prior <= 50 or not 0 <= q.sentence_prior <= 100:
+            or not 0 <= q.length_penalty <= 5 or not 0 <= q.window_prior <= 50 or not 0 <= q.sentence_prior <= 100 \
+            or not 0 <= q.repeat_penalty <= 20:
         raise ValueError(f"{path}: need 32 <= qa.max_seq_len <= 4096, 0 <= qa.doc_stride < max_seq_len/2, "
                          f"qa.max_answer_len >= 1, 0 <= qa.length_penalty <= 5, 0 <= qa.window_prior <= 50, "
-                         f"0 <= qa.sentence_prior <= 100 (got {q.max_seq_len}, {q.doc_stride}, {q.max_answer_len}, "
-                         f"{q.length_penalty}, {q.window_prior}, {q.sentence_prior})")
+                         f"0 <= qa.sentence_prior <= 100, 0 <= qa.repeat_penalty <= 20 (got {q.max_seq_len}, "
+                         f"{q.doc_stride}, {q.max_answer_len}, {q.length_penalty}, {q.window_prior}, "
+                         f"{q.sentence_prior}, {q.repeat_penalty})")
     if q.span_norm not in ("window", "article"):
         raise ValueError(f"{path}: qa.span_norm must be 'window' or 'article', not {q.span_norm!r}")
     if q.max_question_len + 3 + q.doc_stride >= q.max_seq_len:

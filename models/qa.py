@@ -33,10 +33,10 @@ from models.loading import ModelLoadError, load_pretrained
 from models.calibration import Calibrator, span_features
 from models.profiles import QASettings
 from models.sentence_encoder import SentenceEncoder
-from models.spans import (Candidate, article_norm_factors, has_answer, merge_candidates, select_list,
-                          sentence_prior_factors, to_candidates, window_spans)
+from models.spans import (Candidate, article_norm_factors, has_answer, merge_candidates, repeat_factors,
+                          select_list, sentence_prior_factors, to_candidates, window_spans)
 from models.text import Sentence, name_context, name_coverage, sentence_at, split_sentences
-from models.window_select import WordIndex, best_windows, bm25_scores
+from models.window_select import WordIndex, best_windows, bm25_scores, query_terms, question_term_count
 from models.windows import (ArticleTokens, PairTemplate, Windows, build_windows, concat_windows, pad_batch,
                             question_ids,
                             select_windows, tokenize_article)
@@ -76,6 +76,7 @@ class DecodeParams:
     max_list: int
     calibrator: Calibrator | None = None   # calibrated scores and no-answer decision when present
     sentence_prior: float = 0.0            # spans.sentence_prior_factors; 0 = off
+    repeat_penalty: float = 0.0            # spans.repeat_factors; 0 = off
 
 
 class ExtractiveReader:
@@ -157,7 +158,7 @@ class ExtractiveReader:
                              bool(s.max_windows or s.window_prior)),
                 DecodeParams(s.top_k, s.max_answer_len, s.length_penalty, s.span_norm, s.window_prior,
                              s.null_threshold, s.list_threshold, s.max_list, self._calibrator(s.calibrator),
-                             s.sentence_prior if self.sentence_encoder is not None else 0.0))
+                             s.sentence_prior if self.sentence_encoder is not None else 0.0, s.repeat_penalty))
 
     def _calibrator(self, spec: dict | None) -> Calibrator | None:
         """The calibrator of a settings dict, built once per dict."""
@@ -343,6 +344,11 @@ class ExtractiveReader:
             factor *= np.exp(-p.window_prior * (1.0 - windows.relevance))
         for cand in cands:
             cand.score *= float(factor[cand.window])
+        if p.repeat_penalty and cands:
+            terms = set(query_terms(question))
+            repeats = np.array([question_term_count(terms, article[c.start:c.end]) for c in cands])
+            for cand, f in zip(cands, repeat_factors(repeats, p.repeat_penalty)):
+                cand.score *= float(f)
         cosines: dict[str, float] = {}          # sentence -> its cosine with the question, as embedded
         if p.sentence_prior and similarity is not None and cands:
             factors, cosines = self._sentence_factors(article, sentences, cands, similarity, p.sentence_prior)

@@ -142,6 +142,19 @@ def sentence_prior_factors(similarity: np.ndarray, weight: float) -> np.ndarray:
     return np.exp(weight * (sims - sims.max()))
 
 
+def repeat_factors(repeats: np.ndarray, weight: float) -> np.ndarray:
+    """Per-candidate factors exp(-weight * repeats), where ``repeats`` counts the span's words
+    that repeat a content word of the question (``models.window_select.question_term_count``).
+    A reader reads the question beside the article and often lets a span run over the words that
+    match it: "Which country, along with Russia, has provided political cover for Kim?" ->
+    "Russia, along with China" over "China". The penalty hands the win to the nested span without
+    them, which the reader also scored. Like the other priors it changes the candidates' scores,
+    not their windows' own span probabilities (``Candidate.window_score``). 0 = off; the weight
+    (``qa.repeat_penalty``) is chosen on the development set."""
+    counts = np.asarray(repeats, dtype=np.float64)
+    return np.exp(-weight * counts) if weight else np.ones(len(counts))
+
+
 def to_candidates(text: str, spans: np.ndarray, scores: np.ndarray, null: np.ndarray,
                   offsets: list[np.ndarray], windows: list[int]) -> list[Candidate]:
     """Token spans -> character ranges of the original text, widened to whole words."""

@@ -40,6 +40,14 @@ def query_terms(question: str) -> list[str]:
     return list(seen)
 
 
+def question_term_count(terms: set[str] | frozenset[str], text: str) -> int:
+    """How many words of ``text`` are one of the question's content ``terms`` (``query_terms``),
+    matched as BM25 matches them. An answer seldom repeats its question: "Why is Russia under
+    sanctions?" is answered by "for its aggression in Ukraine", not by "Russia for its aggression
+    in Ukraine" (the repeat prior, ``models.spans.repeat_factors``)."""
+    return sum(term(m.group()) in terms for m in WORD.finditer(text)) if terms else 0
+
+
 @dataclass
 class WordIndex:
     """Where each term occurs in an article: word start offsets and, per term, word positions."""

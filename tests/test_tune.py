@@ -127,3 +127,30 @@ def test_refit_calibrator_reads_every_group_under_the_profile_with_the_sentences
 def _answerable(path):
     from models.squad import read_squad
     return [e for e in read_squad(path) if e.answers]
+
+
+def test_refit_chooses_the_repeat_prior_by_mean_f1_then_fits_under_it(tiny_profile, tmp_path):
+    """``--profile P --repeat-penalties ...``: the prior with the best mean F1 over paragraphs and
+    whole articles is chosen, and the calibrator's rows are those of the profile with it set."""
+    import yaml
+
+    from training.tune import refit_calibrator
+    penalties = (0.0, 1.0, 8.0)
+    report = refit_calibrator(tiny_profile, SAMPLE, every=4, repeat_penalties=penalties)
+    table = report["by_repeat_penalty"]
+    assert set(table) == {str(w) for w in penalties}
+    assert all(len(v["sets"]) == 2 and v["mean_f1"] == pytest.approx(np.mean([s["f1"] for s in v["sets"]]), abs=0.01)
+               for v in table.values())
+    best = report["repeat_penalty"]
+    assert table[str(best)]["mean_f1"] == max(v["mean_f1"] for v in table.values())
+    assert len({v["mean_f1"] for v in table.values()}) > 1          # the prior moves answers even here
+    # rows decoded under a chosen prior are those of a profile that sets it
+    strong = refit_calibrator(tiny_profile, SAMPLE, every=4, repeat_penalties=(8.0,))
+    raw = yaml.safe_load(open(tiny_profile))
+    raw["qa"].update(repeat_penalty=8.0, model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
+    path = tmp_path / "with-penalty.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    fixed = refit_calibrator(str(path), SAMPLE, every=4)
+    assert strong["repeat_penalty"] == fixed["repeat_penalty"] == 8.0 and "by_repeat_penalty" not in fixed
+    np.testing.assert_allclose(strong["calibration_rows"]["features"], fixed["calibration_rows"]["features"])
+    assert not np.allclose(strong["calibration_rows"]["features"], report["calibration_rows"]["features"])

@@ -187,14 +187,20 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
             "max_seq_len": max_seq_len, "doc_stride": doc_stride, "dtype": dtype}
 
 
-def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: int = 13) -> dict:
+def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: int = 13,
+                     repeat_penalties: tuple[float, ...] = ()) -> dict:
     """The calibrator of ``profile``'s reader refitted under the profile's own settings (its
     decoding settings kept; the sentence prior and the ``similarity`` feature on when the profile
     has a sentence encoder): every ``every``-th development question, asked of the groups of
     ``training.calibrate.GROUPS`` (whole articles, foreign ones and erased answers built from the
     whole set first, so a sample's article is the whole article). Returns the report of
     ``tune_null_threshold``'s calibration part: ``calibrator``, ``calibration`` and
-    ``calibration_rows``, and ``model``, the weights folder the calibrator belongs beside."""
+    ``calibration_rows``, and ``model``, the weights folder the calibrator belongs beside.
+
+    With ``repeat_penalties``, the repeat prior (``qa.repeat_penalty``) is first chosen among them
+    by ``choose_repeat_penalty`` on the paragraph and article groups, and the calibrator is fitted
+    under it (the prior changes the best span's scores, which the calibrator reads); the report
+    then has ``repeat_penalty`` and ``by_repeat_penalty``."""
     from models.engine import get_engine
     engine = get_engine(profile)
     engine.warm_up(summarizer=False)
@@ -214,16 +220,37 @@ def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: i
     by_group = {"paragraphs": (pos, window_params), "articles": (docs, scored), "foreign": (foreign, window_params),
                 "near_misses": (erased, window_params), "near_miss_articles": (erased_docs, scored),
                 "foreign_articles": (foreign_docs, scored)}
+    reads = {name: read_contexts(reader, examples, wp, f"dev {name}") for name, (examples, wp) in by_group.items()}
+    chosen = {}
+    if repeat_penalties:
+        chosen = choose_repeat_penalty(reader, params, repeat_penalties,
+                                       [(reads[g], by_group[g][0]) for g in ("paragraphs", "articles")])
+        params = replace(params, repeat_penalty=chosen["repeat_penalty"])
     groups = []
     for name in GROUPS:            # in GROUPS' order, which gives each row its group index
-        examples, wp = by_group[name]
-        groups.append((decode(reader, read_contexts(reader, examples, wp, f"dev {name}"), len(examples), params),
-                       examples))
+        examples = by_group[name][0]
+        groups.append((decode(reader, reads[name], len(examples), params), examples))
     calibrator, calibration, rows = fit_calibrator(groups[:2], groups[2:])
     return {"calibrator": calibrator.to_dict(), "calibration": calibration, "calibration_rows": rows,
             "profile": profile, "model": reader.model_name, "dev": str(dev_path), "every": every,
             "questions": len(pos),
-            "sentence_prior": params.sentence_prior}
+            "sentence_prior": params.sentence_prior, "repeat_penalty": params.repeat_penalty, **chosen}
+
+
+def choose_repeat_penalty(reader: ExtractiveReader, params: DecodeParams, penalties: tuple[float, ...],
+                          sets: list[tuple[list[ContextLogits], list[QAExample]]]) -> dict:
+    """The repeat prior with the best mean F1 over ``sets`` (each: contexts read once, and their
+    examples; the development questions asked of their paragraphs and of their whole articles),
+    ties to the weaker prior, with every value's EM/F1 (``by_repeat_penalty``: value -> one
+    {"em", "f1"} per set, and their mean F1)."""
+    table, mean_f1 = {}, {}
+    for w in penalties:
+        scores = [score(decode(reader, read, len(exs), replace(params, repeat_penalty=w)), exs) for read, exs in sets]
+        mean_f1[w] = round(float(np.mean([f1s.mean() for _, f1s in scores])) * 100, 2)
+        table[str(w)] = {"sets": [{"em": round(em, 2), "f1": round(float(f1s.mean()) * 100, 2)} for em, f1s in scores],
+                         "mean_f1": mean_f1[w]}
+    best = max(penalties, key=lambda w: (mean_f1[w], -w))
+    return {"repeat_penalty": best, "by_repeat_penalty": table}
 
 
 def score(results: list[dict], examples: list[QAExample]) -> tuple[float, np.ndarray]:
@@ -278,6 +305,9 @@ def main(argv=None) -> None:
                                      "settings and sentence encoder (rows carry the similarity feature); "
                                      "--write saves it beside the profile's QA weights")
     p.add_argument("--every", type=int, default=1, help="with --profile: every N-th development question")
+    p.add_argument("--repeat-penalties", default="",
+                   help="with --profile: comma-separated repeat priors (qa.repeat_penalty) to choose from on "
+                        "the paragraph and article groups before the calibrator is fitted under the best")
     p.add_argument("--dev", required=True, help="SQuAD-format development file")
     p.add_argument("--max-seq-len", type=int, default=384)
     p.add_argument("--doc-stride", type=int, default=128)
@@ -294,7 +324,8 @@ def main(argv=None) -> None:
                         "profile using this model finds them")
     args = p.parse_args(argv)
     if args.profile:
-        report = refit_calibrator(args.profile, args.dev, args.every)
+        report = refit_calibrator(args.profile, args.dev, args.every,
+                                  repeat_penalties=tuple(float(v) for v in args.repeat_penalties.split(",") if v.strip()))
     elif args.model:
         penalties = tuple(float(v) for v in args.length_penalties.split(","))
         priors = tuple(float(v) for v in args.window_priors.split(",") if v.strip())
@@ -310,7 +341,8 @@ def main(argv=None) -> None:
         # the calibrator's development rows, for comparing variants of it (training.calibrate)
         np.savez(Path(args.out).with_suffix(".rows.npz"), **rows)
     if args.write and args.profile:
-        print(f"wrote {update_inference_settings(report['model'], {'calibrator': report['calibrator']})}")
+        chosen = {"repeat_penalty": report["repeat_penalty"]} if "by_repeat_penalty" in report else {}
+        print(f"wrote {update_inference_settings(report['model'], {'calibrator': report['calibrator'], **chosen})}")
     elif args.write:
         print(f"wrote {write_inference_settings(args.model, report, args.dev)}")
 
