@@ -89,7 +89,9 @@ class ExtractiveReader:
 
     With a ``sentence_encoder`` (the profile's ``qa.sentence_encoder``) and ``qa.sentence_prior``
     > 0, each candidate is also weighed by how much its sentence is like the question
-    (``question_similarity``, ``models.spans.sentence_prior_factors``).
+    (``question_similarity``, ``models.spans.sentence_prior_factors``). With ``qa.repeat_penalty``
+    > 0, a candidate is weighed down for each of its words that repeats the question's
+    (``models.spans.repeat_factors``).
     """
 
     def __init__(self, settings: QASettings, model: str | None, device: str = "cpu", dtype: str = "float32",

@@ -22,7 +22,9 @@ all of it beside the weights (``inference.json``), where every profile using the
 its calibrator, on the same groups decoded as the profile serves them: with its reading budget and,
 when it names a sentence encoder, its sentence prior on, each row then carrying the ``similarity``
 feature (models/calibration.py). Settings chosen after the calibrator (the sentence prior) are
-brought back in step this way.
+brought back in step this way. With ``--repeat-penalties``, the repeat prior
+(``qa.repeat_penalty``) is chosen first, by mean F1 on the paragraph and whole-article groups, and
+the calibrator is fitted under it; ``--write`` saves both.
 """
 from __future__ import annotations
 
@@ -296,7 +298,8 @@ def write_inference_settings(model_dir: str | Path, report: dict, dev: str) -> P
 
 def main(argv=None) -> None:
     """``python -m training.tune MODEL_DIR --dev FILE [--max-seq-len N --doc-stride N] [--out FILE] [--write]``,
-    or ``python -m training.tune --profile NAME --dev FILE [--every N] [--out FILE] [--write]``"""
+    or ``python -m training.tune --profile NAME --dev FILE [--every N] [--repeat-penalties W,...] [--out FILE]
+    [--write]``"""
     import argparse
     import json
     p = argparse.ArgumentParser(description=__doc__)
@@ -324,8 +327,8 @@ def main(argv=None) -> None:
                         "profile using this model finds them")
     args = p.parse_args(argv)
     if args.profile:
-        report = refit_calibrator(args.profile, args.dev, args.every,
-                                  repeat_penalties=tuple(float(v) for v in args.repeat_penalties.split(",") if v.strip()))
+        penalties = tuple(float(v) for v in args.repeat_penalties.split(",") if v.strip())
+        report = refit_calibrator(args.profile, args.dev, args.every, repeat_penalties=penalties)
     elif args.model:
         penalties = tuple(float(v) for v in args.length_penalties.split(","))
         priors = tuple(float(v) for v in args.window_priors.split(",") if v.strip())
