@@ -19,11 +19,13 @@ text's best span is a different bet from a long article's), and the cosine betwe
 and the span's sentence under the profile's sentence encoder (NaN without one: a calibrator that
 uses it needs ``qa.sentence_encoder``), and the share of the question's names that the span's
 sentence or the one before it mentions (``models.text.name_coverage``; 1 for a question without
-names). A calibrator uses the subset of them it was fitted on
+names), and ``agreement``: the token F1 between the span and the best span of a second, smaller
+reader asked the same question (``qa.second_opinion``; 0 when it finds none, NaN without one:
+two readers trained apart agree more often when the answer is there and right). A calibrator uses the subset of them it was fitted on
 (``Calibrator.features``, saved with it), so one fitted before a feature existed keeps working.
 Each weight of ``right`` on the ``MONOTONE`` features is kept >= 0 and of ``null`` <= 0, so a span
-the model scores higher, or whose sentence is more like the question or names more of it, never
-gets a lower probability of being right (monotone by construction, checked by the tests).
+the model scores higher, or whose sentence is more like the question or names more of it, or that
+the second reader agrees with more, never gets a lower probability of being right (monotone by construction, checked by the tests).
 """
 from __future__ import annotations
 
@@ -33,11 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 
 FEATURES = ("log_score", "log_share", "log_margin", "relevance", "log_windows", "similarity",
-            "name_coverage")
+            "name_coverage", "agreement")
 SCORE_FEATURES = FEATURES[:3]    # the model's own scores: every calibrator uses them, first
-# sign-constrained (module docstring): the model's scores, the sentence's likeness to the question
-# and how many of the question's names it mentions
-MONOTONE = SCORE_FEATURES + ("similarity", "name_coverage")
+# sign-constrained (module docstring): the model's scores, the sentence's likeness to the question,
+# how many of the question's names it mentions and how well a second reader agrees
+MONOTONE = SCORE_FEATURES + ("similarity", "name_coverage", "agreement")
 # what ``training.tune`` fits a new calibrator on: not ``log_windows``, which by cross-validation
 # on the development set (stage m3) refused more answerable paragraphs (2.5% vs 1.9%) and fewer
 # near misses (47% / 17% of paragraphs / articles vs 40% / 38%): docs/benchmarks.md
@@ -54,11 +56,12 @@ def feature_columns(names: tuple[str, ...]) -> list[int]:
 
 
 def span_features(score: float, share: float, null: float, relevance: float = 1.0, windows: int = 1,
-                  similarity: float = math.nan, name_coverage: float = 1.0) -> np.ndarray:
+                  similarity: float = math.nan, name_coverage: float = 1.0, agreement: float = math.nan
+                  ) -> np.ndarray:
     """The feature vector of one span, in the order of ``FEATURES`` (see module docstring)."""
     log_score = math.log(max(score, _FLOOR))
     return np.array([log_score, math.log(max(share, _FLOOR)), log_score - math.log(max(null, _FLOOR)),
-                     relevance, math.log(max(windows, 1)), similarity, name_coverage], dtype=np.float64)
+                     relevance, math.log(max(windows, 1)), similarity, name_coverage, agreement], dtype=np.float64)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -137,6 +140,11 @@ class Calibrator:
         return self.reads("similarity")
 
     @property
+    def needs_second_opinion(self) -> bool:
+        """Whether it reads a second reader's agreement (so needs ``qa.second_opinion``)."""
+        return self.reads("agreement")
+
+    @property
     def columns(self) -> list[int]:
         return feature_columns(self.features)
 
@@ -185,7 +193,8 @@ class Calibrator:
         x = np.asarray(features, dtype=np.float64)[:, feature_columns(use)]
         if np.isnan(x).any():
             raise ValueError("some rows lack a feature this calibrator uses (similarity needs the "
-                             "profile's sentence encoder while the rows are decoded)")
+                             "profile's sentence encoder while the rows are decoded, agreement its "
+                             "second opinion)")
         monotone = np.array([f in MONOTONE for f in use])
         right_model = Logistic(*fit_logistic(x, right, +1.0, monotone))
         w, b, mean, scale = fit_logistic(x, unanswerable, -1.0, monotone)

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import Future
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import replace
 
 from models.calibration import Calibrator
 from models.loading import ModelLoadError, pick_device
@@ -58,6 +59,7 @@ class ArticleQA:
         # sentence encoders by weights folder: the reader's sentence prior and the extractive
         # summarizer share one when they name the same weights (`fast`), with one embedding cache
         self._encoders: dict[str, SentenceEncoder] = {}
+        self._second: ExtractiveReader | None = None
         self.batcher: RequestBatcher | None = None
 
     def _dev(self) -> str:
@@ -83,8 +85,11 @@ class ArticleQA:
                 wanted = q.sentence_prior or (q.calibrator is not None
                                               and Calibrator.from_dict(q.calibrator).needs_similarity)
                 encoder = self._sentence_encoder(q.sentence_encoder) if q.sentence_encoder and wanted else None
+                # the second reader serves only a calibrator that reads how far it agrees
+                asks = q.calibrator is not None and Calibrator.from_dict(q.calibrator).needs_second_opinion
+                second = self._second_reader() if q.second_opinion and asks else None
                 r = ExtractiveReader(q, self.profile.resolve_model(ref) if ref else None, self._dev(),
-                                     rt.dtype, rt.backend, rt.threads, encoder)
+                                     rt.dtype, rt.backend, rt.threads, encoder, second)
                 r.warm_up()
                 self.reader = r
             return self.reader
@@ -100,6 +105,29 @@ class ArticleQA:
             encoder = self._sentence_encoder(ref)
             encoder.warm_up()
         return encoder
+
+    def qa_second_opinion(self) -> ExtractiveReader | None:
+        """The reader of the profile's ``qa.second_opinion``, warmed, or None when it names none:
+        made now even when the served reader's calibrator does not read it (one being fitted does)."""
+        if not self.profile.qa.second_opinion:
+            return None
+        with self._lock:
+            return self._second_reader()
+
+    def _second_reader(self) -> ExtractiveReader:
+        """The second opinion's reader (called with ``_lock`` held): the named profile's reader with
+        its own windows and decoding settings, on this engine's device, without a calibrator or a
+        sentence encoder (only its best span is read)."""
+        if self._second is None:
+            other = load_profile(self.profile.qa.second_opinion)
+            if not other.qa.model:
+                raise ModelLoadError(f"qa.second_opinion names profile {other.name!r}, which has no QA model.")
+            rt = other.runtime
+            r = ExtractiveReader(replace(other.qa, calibrator=None, second_opinion=None),
+                                 other.resolve_model(other.qa.model), self._dev(), rt.dtype, rt.backend, rt.threads)
+            r.warm_up()
+            self._second = r
+        return self._second
 
     def _sentence_encoder(self, ref: str) -> SentenceEncoder:
         """The engine's sentence encoder of ``ref``, made once by whichever of the reader and the

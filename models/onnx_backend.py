@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -183,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     prof = load_profile(args.profile)
     dtype = args.dtype or prof.runtime.dtype
     dtype = "float32" if dtype in ("auto", "bfloat16") else dtype
-    reader = ExtractiveReader(prof.qa, prof.resolve_model(prof.qa.model), "cpu", dtype, "onnx", prof.runtime.threads)
+    # the graph is the model's alone: no calibrator (nor the encoder or second reader one may read)
+    reader = ExtractiveReader(replace(prof.qa, calibrator=None), prof.resolve_model(prof.qa.model), "cpu", dtype,
+                              "onnx", prof.runtime.threads)
     reader.warm_up()
     print(f"ONNX graph for {reader.model_name} ({dtype}): {reader.model.graph}")
     return 0

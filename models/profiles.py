@@ -37,6 +37,7 @@ class QASettings:
     sentence_encoder: str | None = None  # sentence-transformers encoder for the sentence prior (hub id, folder or package:...)
     sentence_prior: float = 0.0       # spans x exp(sentence_prior * (cos(question, their sentence) - best)); 0 or no encoder = off (spans.sentence_prior_factors)
     repeat_penalty: float = 0.0       # spans x exp(-repeat_penalty * their words that repeat the question's content words) (spans.repeat_factors)
+    second_opinion: str | None = None  # a profile (name or file) whose reader also answers each question, for a calibrator that reads their agreement
     quantize: str = "none"            # "int8": dynamic int8 linear layers (CPU only); "none": as stored
     calibrator: dict | None = None    # fitted for the weights (inference.json, models/calibration.py); None = raw scores
 
@@ -195,6 +196,13 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
                          f"0 <= qa.sentence_prior <= 100, 0 <= qa.repeat_penalty <= 20 (got {q.max_seq_len}, "
                          f"{q.doc_stride}, {q.max_answer_len}, {q.length_penalty}, {q.window_prior}, "
                          f"{q.sentence_prior}, {q.repeat_penalty})")
+    if q.second_opinion:
+        ref = str(q.second_opinion)
+        if ref.endswith((".yaml", ".yml")) and not Path(ref).is_absolute():
+            ref = str(path.parent / ref)          # a file named beside this profile
+        q.second_opinion = str(profile_path(ref))
+        if Path(q.second_opinion) == path:
+            raise ValueError(f"{path}: qa.second_opinion names this profile itself; name another one")
     if q.span_norm not in ("window", "article"):
         raise ValueError(f"{path}: qa.span_norm must be 'window' or 'article', not {q.span_norm!r}")
     if q.max_question_len + 3 + q.doc_stride >= q.max_seq_len:

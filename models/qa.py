@@ -18,7 +18,8 @@ Inputs: an article (str) and questions (list[str]). Outputs: one result dict per
   how many windows were read for the question, of the ``windows_in_article`` the article was cut
   into for it (fewer when ``qa.max_windows`` left the least related unread); ``calibrated``:
   whether ``score`` is calibrated; ``features``: the best span's calibration features
-  (models/calibration.py), what a calibrator is fitted on.
+  (models/calibration.py), what a calibrator is fitted on; ``second_opinion``: the best span of
+  the second reader (``qa.second_opinion``, "" when it found none), when the calibrator asked it.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import numpy as np
 from models.loading import ModelLoadError, load_pretrained
 from models.calibration import Calibrator, span_features
 from models.profiles import QASettings
+from models.squad import f1_score
 from models.sentence_encoder import SentenceEncoder
 from models.spans import (Candidate, article_norm_factors, has_answer, merge_candidates, repeat_factors,
                           select_list, sentence_prior_factors, to_candidates, window_spans)
@@ -92,12 +94,18 @@ class ExtractiveReader:
     (``question_similarity``, ``models.spans.sentence_prior_factors``). With ``qa.repeat_penalty``
     > 0, a candidate is weighed down for each of its words that repeats the question's
     (``models.spans.repeat_factors``).
+
+    With a ``second_opinion`` (another reader, the profile's ``qa.second_opinion``), each question
+    is also put to it, and a calibrator fitted on their ``agreement`` reads how far the two best
+    spans agree (``second_answers``; models/calibration.py).
     """
 
     def __init__(self, settings: QASettings, model: str | None, device: str = "cpu", dtype: str = "float32",
-                 backend: str = "torch", threads: int = 0, sentence_encoder: SentenceEncoder | None = None):
+                 backend: str = "torch", threads: int = 0, sentence_encoder: SentenceEncoder | None = None,
+                 second_opinion: ExtractiveReader | None = None):
         self.settings = settings
         self.sentence_encoder = sentence_encoder
+        self.second_opinion = second_opinion
         self.model_name = model
         self.device = device
         self.dtype = dtype
@@ -131,8 +139,13 @@ class ExtractiveReader:
         if calibrator is not None and calibrator.needs_similarity and self.sentence_encoder is None:
             raise ModelLoadError("This reader's calibrator reads how much an answer's sentence is like the "
                                  "question, which needs a sentence encoder: set qa.sentence_encoder in the profile.")
+        if calibrator is not None and calibrator.needs_second_opinion and self.second_opinion is None:
+            raise ModelLoadError("This reader's calibrator reads how far a second reader agrees with the answer, "
+                                 "which needs one: set qa.second_opinion in the profile.")
         if self.sentence_encoder is not None:
             self.sentence_encoder.warm_up()
+        if self.second_opinion is not None:
+            self.second_opinion.warm_up()
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.tokenizer, self.model = tokenizer, model
 
@@ -191,8 +204,9 @@ class ExtractiveReader:
         start, end = self.forward(windows, progress)
         sentences = split_sentences(article)
         similarity = self.question_similarity(questions, decode_params)
+        seconds = self.second_answers(article, questions) if _reads_agreement(decode_params) else None
         return [self.postprocess(article, sentences, windows, start, end, q, questions[q], decode_params,
-                                 similarity[q])
+                                 similarity[q], seconds[q] if seconds else None)
                 for q in range(len(questions))]
 
     def run_batch(self, requests: list[tuple[str, list[str], int | None]],
@@ -227,8 +241,9 @@ class ExtractiveReader:
             try:
                 sentences = split_sentences(article)
                 similarity = self.question_similarity(questions, decode_params)
+                seconds = self.second_answers(article, questions) if _reads_agreement(decode_params) else None
                 out[i] = [self.postprocess(article, sentences, windows, start, end, offset + q, questions[q],
-                                           decode_params, similarity[q])
+                                           decode_params, similarity[q], seconds[q] if seconds else None)
                           for q in range(len(questions))]
             except Exception as exc:
                 out[i] = exc
@@ -248,6 +263,15 @@ class ExtractiveReader:
             return [None] * len(questions)
         encoder = self.sentence_encoder
         return [lambda texts, v=v: encoder.embed(texts) @ v for v in encoder.embed(list(questions))]
+
+    def second_answers(self, article: str, questions: list[str]) -> list[str] | None:
+        """The second reader's best span for each question ("" where it finds none, whether or not
+        it would answer), or None without a second reader. Its own settings decide its windows
+        and priors; it has no calibrator or sentence encoder of its own."""
+        if self.second_opinion is None:
+            return None
+        results = self.second_opinion.run(article, questions, top_k=1)
+        return [r["answers"][0]["answer"] if r["answers"] else "" for r in results]
 
     def preprocess(self, article: str, questions: list[str], params: WindowParams) -> Windows:
         """Windows of every question over the article, which is tokenized once (and kept for the
@@ -317,10 +341,12 @@ class ExtractiveReader:
 
     def postprocess(self, article: str, sentences: list[Sentence], windows: Windows,
                     start: list[np.ndarray], end: list[np.ndarray], q: int, question: str,
-                    params: DecodeParams, similarity: Callable[[list[str]], np.ndarray] | None = None) -> dict:
+                    params: DecodeParams, similarity: Callable[[list[str]], np.ndarray] | None = None,
+                    second: str | None = None) -> dict:
         """Span search over all windows of question ``q`` (whose text is ``question``), merged into
         one result. ``similarity``: sentences -> their cosines with the question
-        (``question_similarity``), for the sentence prior."""
+        (``question_similarity``), for the sentence prior; ``second``: the second reader's best
+        span (``second_answers``), for the calibrator's ``agreement``."""
         p = params
         rows = np.flatnonzero(windows.sample == q)          # this question's windows
         width = max(len(start[w]) for w in rows)
@@ -368,8 +394,12 @@ class ExtractiveReader:
         named = [name_coverage(question, name_context(article, sentences, c.start, c.end))
                  for c in (cands if cal and cal.reads("name_coverage") else cands[:1])]
         named += [math.nan] * (len(cands) - len(named))
+        agreed = [answer_agreement(article[c.start:c.end], second)
+                  for c in (cands if cal and cal.reads("agreement") else cands[:1])]
+        agreed += [math.nan] * (len(cands) - len(agreed))
         features = [span_features(c.score, c.score / mass if mass > 0 else 0.0, c.null, float(relevance[c.window]),
-                                  len(rows), sim, names) for c, sim, names in zip(cands, likeness, named)]
+                                  len(rows), sim, names, agree)
+                    for c, sim, names, agree in zip(cands, likeness, named, agreed)]
         best = cands[0] if cands else None
         if cal is not None and best is not None:
             null = cal.p_null(features[0])
@@ -396,6 +426,8 @@ class ExtractiveReader:
                   # results stay comparable and JSON-safe (NaN is neither)
                   "features": [None if math.isnan(v) else v for v in features[0].round(6).tolist()]
                   if features else None}
+        if second is not None:
+            result["second_opinion"] = second
         if answered:
             top = answers[0]
             result.update({k: top[k] for k in ("answer", "score", "span_score", "share", "start", "end",
@@ -442,6 +474,18 @@ class ExtractiveReader:
                 "end": c.end, "selected": selected,
                 "sentence": sent.text(article) if sent else None,
                 "sentence_start": sent.start if sent else None}
+
+
+def answer_agreement(span: str, second: str | None) -> float:
+    """How far a span agrees with the second reader's best span: their token F1 (SQuAD
+    normalisation), 0 when the second reader found none (""), NaN without a second reader."""
+    if second is None:
+        return math.nan
+    return f1_score(span, [second]) if second else 0.0
+
+
+def _reads_agreement(params: DecodeParams) -> bool:
+    return params.calibrator is not None and params.calibrator.needs_second_opinion
 
 
 def resolve_dtype(dtype: str) -> str:

@@ -21,7 +21,7 @@ def fitted(seed: int = 0, use=None) -> tuple[Calibrator, np.ndarray, np.ndarray]
 def test_calibrator_is_monotone_in_the_models_scores_and_the_sentences_likeness_and_names(use):
     cal, x, _ = fitted(use=use)
     base = np.zeros(len(FEATURES))
-    assert MONOTONE == ("log_score", "log_share", "log_margin", "similarity", "name_coverage")
+    assert MONOTONE == ("log_score", "log_share", "log_margin", "similarity", "name_coverage", "agreement")
     for f in [FEATURES.index(name) for name in MONOTONE]:
         grid = np.tile(base, (50, 1))
         grid[:, f] = np.linspace(-4, 4, 50)

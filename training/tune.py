@@ -60,6 +60,7 @@ class ContextLogits:
     start: list[np.ndarray]
     end: list[np.ndarray]
     sentences: list[Sentence]
+    seconds: list[str] | None = None       # the second reader's best span per question, when there is one
 
 
 def read_contexts(reader: ExtractiveReader, examples: list[QAExample], params: WindowParams,
@@ -72,21 +73,23 @@ def read_contexts(reader: ExtractiveReader, examples: list[QAExample], params: W
     for ctx, idx in tqdm(by_ctx.items(), desc=desc, unit="ctx"):
         windows = reader.preprocess(ctx, [examples[i].question for i in idx], params)
         start, end = reader.forward(windows)
-        out.append(ContextLogits(ctx, idx, [examples[i].question for i in idx], windows, start, end,
-                                 split_sentences(ctx)))
+        questions = [examples[i].question for i in idx]
+        out.append(ContextLogits(ctx, idx, questions, windows, start, end, split_sentences(ctx),
+                                 reader.second_answers(ctx, questions)))
     return out
 
 
 def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, params: DecodeParams) -> list[dict]:
     """Results of the ``n`` examples from their logits, decoded with ``params`` (a window prior
     needs windows read with ``score_windows``; the sentence prior and a calibrator's similarity
-    use the reader's sentence encoder when it has one)."""
+    use the reader's sentence encoder when it has one, a calibrator's agreement the second
+    reader's answers, read with the contexts)."""
     out: list[dict] = [None] * n  # type: ignore[list-item]
     for c in read:
         similarity = reader.question_similarity(c.questions, params, always=True)
         for q, i in enumerate(c.examples):
             out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, c.questions[q],
-                                        params, similarity[q])
+                                        params, similarity[q], c.seconds[q] if c.seconds else None)
     return out
 
 
@@ -210,6 +213,9 @@ def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: i
     if reader.sentence_encoder is None:
         # rows carry the similarity feature whenever the profile names an encoder
         reader.sentence_encoder = engine.qa_sentence_encoder()
+    if reader.second_opinion is None:
+        # and the agreement feature whenever it names a second opinion
+        reader.second_opinion = engine.qa_second_opinion()
     window_params, params = reader.sanitize(top_k=1)
     exs = [e for e in read_squad(dev_path) if e.answers]
     pick = slice(None, None, every)
