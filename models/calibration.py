@@ -19,13 +19,15 @@ text's best span is a different bet from a long article's), and the cosine betwe
 and the span's sentence under the profile's sentence encoder (NaN without one: a calibrator that
 uses it needs ``qa.sentence_encoder``), and the share of the question's names that the span's
 sentence or the one before it mentions (``models.text.name_coverage``; 1 for a question without
-names), and ``agreement``: the token F1 between the span and the best span of a second, smaller
-reader asked the same question (``qa.second_opinion``; 0 when it finds none, NaN without one:
-two readers trained apart agree more often when the answer is there and right). A calibrator uses the subset of them it was fitted on
-(``Calibrator.features``, saved with it), so one fitted before a feature existed keeps working.
+names), and ``agreement``: the token F1 between the span and the best span of a second reader
+asked the same question (``qa.second_opinion``; 0 when it finds none, NaN without one: two
+readers trained apart agree more often when the answer is right). A calibrator uses the subset of
+them it was fitted on (``Calibrator.features``, saved with it), so one fitted before a feature
+existed keeps working.
 Each weight of ``right`` on the ``MONOTONE`` features is kept >= 0 and of ``null`` <= 0, so a span
 the model scores higher, or whose sentence is more like the question or names more of it, or that
-the second reader agrees with more, never gets a lower probability of being right (monotone by construction, checked by the tests).
+the second reader agrees with more, never gets a lower probability of being right (monotone by
+construction, checked by the tests).
 """
 from __future__ import annotations
 

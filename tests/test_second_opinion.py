@@ -30,7 +30,7 @@ QUESTION = "What did Kim give Putin?"
 
 def profile_pair(tiny_profile: str, folder, calibrator: dict | None = AGREE_CALIBRATOR, second: bool = True):
     """(first, second): YAML paths of a tiny reader whose calibrator is ``calibrator`` and, as
-    its second opinion, a tiny reader of other random weights with larger windows."""
+    its second opinion, a tiny reader of other random weights and shorter windows."""
     build_tiny_qa(folder / "other-qa", seed=1)
     raw = yaml.safe_load(open(tiny_profile))
     model = str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve())
@@ -45,8 +45,8 @@ def profile_pair(tiny_profile: str, folder, calibrator: dict | None = AGREE_CALI
 
 def test_agreement_is_token_f1_zero_without_an_answer_and_nan_without_a_reader():
     assert answer_agreement("a Russian-made limousine", "Russian-made limousine") == pytest.approx(1.0)
-    assert answer_agreement("a limousine and a tea set", "a tea set") == pytest.approx(f1_score("a limousine and a tea set", ["a tea set"]))
-    assert 0 < answer_agreement("a limousine and a tea set", "a tea set") < 1
+    partial = answer_agreement("a limousine and a tea set", "a tea set")
+    assert partial == pytest.approx(f1_score("a limousine and a tea set", ["a tea set"])) and 0 < partial < 1
     assert answer_agreement("paintings", "") == 0.0
     assert math.isnan(answer_agreement("paintings", None))
 
