@@ -81,12 +81,12 @@ class ArticleQA:
                 ref = self.profile.qa.model
                 rt = self.profile.runtime
                 q = self.profile.qa
+                cal = Calibrator.from_dict(q.calibrator) if q.calibrator is not None else None
                 # the encoder serves the sentence prior and a calibrator that reads the sentence's likeness
-                wanted = q.sentence_prior or (q.calibrator is not None
-                                              and Calibrator.from_dict(q.calibrator).needs_similarity)
+                wanted = q.sentence_prior or (cal is not None and cal.needs_similarity)
                 encoder = self._sentence_encoder(q.sentence_encoder) if q.sentence_encoder and wanted else None
                 # the second reader serves only a calibrator that reads how far it agrees
-                asks = q.calibrator is not None and Calibrator.from_dict(q.calibrator).needs_second_opinion
+                asks = cal is not None and cal.needs_second_opinion
                 second = self._second_reader() if q.second_opinion and asks else None
                 r = ExtractiveReader(q, self.profile.resolve_model(ref) if ref else None, self._dev(),
                                      rt.dtype, rt.backend, rt.threads, encoder, second)

@@ -202,12 +202,7 @@ class ExtractiveReader:
         window_params, decode_params = self.sanitize(top_k=top_k, **overrides)
         windows = self.preprocess(article, questions, window_params)
         start, end = self.forward(windows, progress)
-        sentences = split_sentences(article)
-        similarity = self.question_similarity(questions, decode_params)
-        seconds = self.second_answers(article, questions) if _reads_agreement(decode_params) else None
-        return [self.postprocess(article, sentences, windows, start, end, q, questions[q], decode_params,
-                                 similarity[q], seconds[q] if seconds else None)
-                for q in range(len(questions))]
+        return self._decode_request(article, questions, windows, start, end, 0, decode_params)
 
     def run_batch(self, requests: list[tuple[str, list[str], int | None]],
                   progress: list[Callable[[int, int], None] | None] | None = None) -> list[list[dict] | Exception]:
@@ -239,12 +234,7 @@ class ExtractiveReader:
         start, end = self.forward(windows, report)
         for (i, article, questions, decode_params, own), offset in zip(prepared, offsets):
             try:
-                sentences = split_sentences(article)
-                similarity = self.question_similarity(questions, decode_params)
-                seconds = self.second_answers(article, questions) if _reads_agreement(decode_params) else None
-                out[i] = [self.postprocess(article, sentences, windows, start, end, offset + q, questions[q],
-                                           decode_params, similarity[q], seconds[q] if seconds else None)
-                          for q in range(len(questions))]
+                out[i] = self._decode_request(article, questions, windows, start, end, offset, decode_params)
             except Exception as exc:
                 out[i] = exc
         return out
@@ -263,6 +253,18 @@ class ExtractiveReader:
             return [None] * len(questions)
         encoder = self.sentence_encoder
         return [lambda texts, v=v: encoder.embed(texts) @ v for v in encoder.embed(list(questions))]
+
+    def _decode_request(self, article: str, questions: list[str], windows: Windows, start: list[np.ndarray],
+                        end: list[np.ndarray], offset: int, params: DecodeParams) -> list[dict]:
+        """One request's results from logits already read: its questions are questions ``offset``
+        onwards of ``windows`` (several requests may share one batch), each decoded with what its
+        priors and calibrator read (the sentences' likeness, the second reader's answers)."""
+        sentences = split_sentences(article)
+        similarity = self.question_similarity(questions, params)
+        seconds = self.second_answers(article, questions) if _reads_agreement(params) else None
+        return [self.postprocess(article, sentences, windows, start, end, offset + q, questions[q], params,
+                                 similarity[q], seconds[q] if seconds else None)
+                for q in range(len(questions))]
 
     def second_answers(self, article: str, questions: list[str]) -> list[str] | None:
         """The second reader's best span for each question ("" where it finds none, whether or not
