@@ -1,7 +1,7 @@
 """``python -m eval --profile embedded --set seed --out DIR``
 
 Scores one or more profiles (``--profiles embedded,hub``) on a QA set (seed, xquad, xquad-doc,
-xquad-long, xquad-swapped, xquad-foreign, squad-heldout, or a SQuAD JSON path) or a summarization
+xquad-long, xquad-swapped, xquad-foreign, squad-heldout, multispan, seed-lists, or a SQuAD JSON path) or a summarization
 set (seed-summary, cnndm, bbc, xsum, or a JSONL path), prints a table and writes DIR/rows.json,
 DIR/totals.json, DIR/summary.md and DIR/chart.png. ``--every 10`` scores every tenth item,
 ``--limit N`` the first N."""
@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from eval.report import QA_COLS, SUM_COLS, markdown_table, write_report
+from eval.report import LIST_COLS, QA_COLS, SUM_COLS, markdown_table, write_report
 from eval.runner import run_qa, run_summaries, summarize_qa, summarize_summaries
 from eval.sets import is_summary_set, load_qa_set, load_summary_set
 from models.engine import get_engine
@@ -59,8 +59,17 @@ def main(argv: list[str] | None = None) -> int:
             rows[prof] = run_qa(engine, items, batch_by_context=not args.one_by_one, desc=prof)
             totals[prof] = summarize_qa(rows[prof])
     cmd = "python -m eval " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    write_report(out, args.set_name, "summary" if summary else "qa", rows, totals, cmd)
-    print(markdown_table(totals, SUM_COLS if summary else QA_COLS))
+    lists = not summary and all(it.kind == "list" for it in items)
+    if args.set_name == "multispan":       # the seed's list questions beside MultiSpanQA
+        seed = load_qa_set("seed-lists")
+        for prof in profiles:
+            rows[f"{prof} (seed lists)"] = run_qa(get_engine(prof), seed, desc=f"{prof} seed lists")
+            totals[f"{prof} (seed lists)"] = summarize_qa(rows[f"{prof} (seed lists)"])
+            for r in rows[f"{prof} (seed lists)"]:
+                print(f"{prof} | {r['question']} -> " + " | ".join(r["predictions"]))
+    write_report(out, args.set_name, "summary" if summary else "qa", rows, totals, cmd,
+                 LIST_COLS if lists else None)
+    print(markdown_table(totals, SUM_COLS if summary else LIST_COLS if lists else QA_COLS))
     print(f"report: {out}/summary.md, rows.json, chart.png")
     return 0
 

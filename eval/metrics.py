@@ -10,8 +10,8 @@ import numpy as np
 from models.calibration import expected_calibration_error, reliability_bins
 from models.squad import exact_match, f1_score, normalize_answer
 
-__all__ = ["exact_match", "f1_score", "normalize_answer", "list_recall", "rouge", "percentiles", "peak_rss_mb",
-           "expected_calibration_error", "auroc", "reliability_bins"]
+__all__ = ["exact_match", "f1_score", "normalize_answer", "list_recall", "multispan_scores", "rouge", "percentiles",
+           "peak_rss_mb", "expected_calibration_error", "auroc", "reliability_bins"]
 
 
 def _covers(prediction: str, gold: str) -> bool:
@@ -29,6 +29,42 @@ def list_recall(predictions: list[str], gold_groups: list[list[str]]) -> float:
     hit = sum(any(f1_score(p, group) >= 0.5 or any(_covers(p, g) for g in group) for p in predictions)
               for group in gold_groups)
     return hit / len(gold_groups)
+
+
+def multispan_scores(predicted: list[list[str]], gold: list[list[list[str]]]) -> dict[str, float]:
+    """MultiSpanQA's span-set scores, micro-averaged over every span of every question (x100).
+
+    ``predicted[i]``: question i's predicted spans; ``gold[i]``: its gold items, each a group of
+    acceptable texts (one text per item in MultiSpanQA; the seed set lists alternatives). SQuAD
+    normalisation on every span.
+
+    - Exact match: precision = predicted spans equal to some gold text / predicted spans; recall =
+      gold items with a text equal to some predicted span / gold items.
+    - Partial match: each predicted span earns its best token F1 against the gold texts
+      (precision), each gold item its best token F1 against the predicted spans (recall).
+
+    Returns ``em_p``, ``em_r``, ``em_f1``, ``pm_p``, ``pm_r``, ``pm_f1``.
+    """
+    em_hits_p = em_hits_r = pm_p = pm_r = 0.0
+    n_pred = n_gold = 0
+    for preds, items in zip(predicted, gold, strict=True):
+        texts = [t for group in items for t in group]
+        preds = [p for p in preds if normalize_answer(p)]
+        n_pred += len(preds)
+        n_gold += len(items)
+        for p in preds:
+            em_hits_p += exact_match(p, texts) if texts else 0.0
+            pm_p += f1_score(p, texts) if texts else 0.0
+        for group in items:
+            em_hits_r += max((exact_match(p, group) for p in preds), default=0.0)
+            pm_r += max((f1_score(p, group) for p in preds), default=0.0)
+
+    def f1(p: float, r: float) -> float:
+        return 2 * p * r / (p + r) if p + r else 0.0
+    em_p, em_r = em_hits_p / n_pred if n_pred else 0.0, em_hits_r / n_gold if n_gold else 0.0
+    pp, pr = pm_p / n_pred if n_pred else 0.0, pm_r / n_gold if n_gold else 0.0
+    return {k: round(v * 100, 2) for k, v in
+            {"em_p": em_p, "em_r": em_r, "em_f1": f1(em_p, em_r), "pm_p": pp, "pm_r": pr, "pm_f1": f1(pp, pr)}.items()}
 
 
 _SCORER = None

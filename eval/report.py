@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# MultiSpanQA's span-set scores (exact / partial match), shown for sets of list questions
+LIST_COLS = ["em_p", "em_r", "em_f1", "pm_p", "pm_r", "pm_f1", "spans_per_question", "p50_ms", "errors"]
 QA_COLS = ["em", "f1", "has_answer_f1", "no_answer_acc", "list_recall", "ece", "auroc", "p50_ms", "p95_ms",
            "peak_rss_mb", "errors"]
 SUM_COLS = ["rouge1", "rouge2", "rougeLsum", "lead3_rouge1", "lead3_rouge2", "lead3_rougeLsum", "p50_ms", "p95_ms",
@@ -19,11 +21,11 @@ def markdown_table(results: dict[str, dict], cols: list[str]) -> str:
 
 
 def write_report(out: Path, set_name: str, kind: str, rows: dict[str, list[dict]], totals: dict[str, dict],
-                 command: str) -> None:
+                 command: str, cols: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "rows.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
     (out / "totals.json").write_text(json.dumps(totals, indent=1), encoding="utf-8")
-    cols = QA_COLS if kind == "qa" else SUM_COLS
+    cols = cols or (QA_COLS if kind == "qa" else SUM_COLS)
     md = f"# Evaluation: {set_name}\n\nCommand: `{command}`\n\n" + markdown_table(totals, cols)
     (out / "summary.md").write_text(md, encoding="utf-8")
     chart(out / "chart.png", set_name, totals, ["em", "f1"] if kind == "qa" else

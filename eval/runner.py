@@ -8,8 +8,8 @@ from collections import defaultdict
 import numpy as np
 from tqdm import tqdm
 
-from eval.metrics import (auroc, exact_match, expected_calibration_error, f1_score, list_recall, peak_rss_mb,
-                          percentiles, reliability_bins, rouge)
+from eval.metrics import (auroc, exact_match, expected_calibration_error, f1_score, list_recall, multispan_scores,
+                          peak_rss_mb, percentiles, reliability_bins, rouge)
 from eval.sets import QAItem, SummaryItem
 from models.engine import ArticleQA
 from models.summarize import candidate_sentences
@@ -51,10 +51,19 @@ def score_row(it: QAItem, r: dict | None, seconds: float, error: str | None) -> 
     row["right"] = (bool(it.answers) and row["f1"] >= 0.5 if pred is not None else not it.answers) \
         if not error else False
     if it.kind == "list":
-        selected = [a["answer"] for a in r["answers"] if a["selected"]] if r else []
-        row["predictions"] = selected
-        row["list_recall"] = list_recall(selected, it.list_answers)
+        row["predictions"] = predicted_spans(r)
+        row["gold_items"] = it.list_answers
+        row["list_recall"] = list_recall(row["predictions"], it.list_answers)
     return row
+
+
+def predicted_spans(r: dict | None) -> list[str]:
+    """A result's answer as a set of spans: the candidates marked ``selected`` (several for a list
+    question), else the best span alone, else none."""
+    if not r:
+        return []
+    selected = [a["answer"] for a in r["answers"] if a["selected"]]
+    return selected or ([r["answer"]] if r["answer"] is not None else [])
 
 
 def summarize_qa(rows: list[dict]) -> dict:
@@ -68,6 +77,10 @@ def summarize_qa(rows: list[dict]) -> dict:
            "no_answer_acc": mean("em", lambda r: not r["answers"]),
            "list_recall": mean("list_recall", lambda r: r["kind"] == "list"),
            "peak_rss_mb": round(peak_rss_mb(), 1)}
+    lists = [r for r in rows if r["kind"] == "list" and not r["error"]]
+    if lists:
+        out.update(multispan_scores([r["predictions"] for r in lists], [r["gold_items"] for r in lists]))
+        out["spans_per_question"] = round(float(np.mean([len(r["predictions"]) for r in lists])), 2)
     scored = [r for r in rows if not r["error"] and r["score"] is not None]
     answered = [r for r in scored if r["prediction"] is not None]
     out["ece"] = round(expected_calibration_error([r["score"] for r in scored], [r["right"] for r in scored]), 4) \

@@ -11,7 +11,10 @@ what to whom when the roles do not match; made without a person, so now and then
 answered by its paragraph), ``xquad-foreign`` (each XQuAD-en question asked of another
 title's whole article, ``models.squad.foreign_questions``, drawn otherwise than the calibrator's
 rows: how often an unrelated question about a whole article is refused), ``squad-heldout``
-(SQuAD v1.1 dev without the XQuAD questions: the benchmark), or a path to any SQuAD v1.1/v2.0
+(SQuAD v1.1 dev without the XQuAD questions: the benchmark), ``multispan`` (the development half
+of MultiSpanQA's validation set: list questions whose answer is a set of 2 to 21 spans; with
+``--set multispan`` the report also shows the seed's list questions), ``seed-lists`` (the seed
+gold set's list questions alone), or a path to any SQuAD v1.1/v2.0
 JSON. Summaries: ``seed-summary``, ``cnndm`` (FRANK CNN/DailyMail, the summarization benchmark),
 ``frank-xsum`` (FRANK XSum), ``bbc`` (BBC News, extractive references, all of it), ``bbc-test``
 and ``bbc-dev`` (its held-out and development splits: the summarizer trains on the rest, see
@@ -55,7 +58,7 @@ class SummaryItem:
     reference: str
 
 
-QA_SETS = {"seed", "xquad", "xquad-doc", "xquad-long", "xquad-swapped", "xquad-foreign", "squad-heldout"}
+QA_SETS = {"seed", "seed-lists", "multispan", "xquad", "xquad-doc", "xquad-long", "xquad-swapped", "xquad-foreign", "squad-heldout"}
 # the draw of xquad-foreign's articles: not training.tune's (13), whose pairs the calibrator is fitted on
 FOREIGN_SEED = 1
 SUMMARY_SETS = {"seed-summary": None, "cnndm": "frank_cnndm_test.jsonl", "frank-xsum": "frank_xsum_test.jsonl",
@@ -87,7 +90,11 @@ def load_qa_set(name: str) -> list[QAItem]:
         art = seed_article()
         return [QAItem(q["id"], art, q["question"], q["answers"], q["kind"], q.get("list_answers", []))
                 for q in gold["questions"]]
+    if name == "seed-lists":
+        return [it for it in load_qa_set("seed") if it.kind == "list"]
     qa = data_dir() / "qa"
+    if name == "multispan":
+        return multispan_items(qa / "multispanqa" / "dev.json")
     if name == "xquad-doc":
         return whole_articles(read_squad(qa / "xquad-en" / "xquad.en.json"))
     if name == "xquad-long":
@@ -114,6 +121,19 @@ def squad_items(examples: Iterable[QAExample]) -> list[QAItem]:
     """SQuAD examples as evaluation items (no gold answer: "not in the article")."""
     return [QAItem(e.id, e.context, e.question, e.answers, "single" if e.answers else "none")
             for e in examples]
+
+
+def multispan_items(path: Path) -> list[QAItem]:
+    """MultiSpanQA (SQuAD-shaped, every gold span listed as an answer) as list items: each gold
+    span is one item of the list."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for art in raw["data"]:
+        for par in art["paragraphs"]:
+            for qa in par["qas"]:
+                spans = list(dict.fromkeys(a["text"] for a in qa["answers"]))
+                out.append(QAItem(qa["id"], par["context"], qa["question"], spans, "list", [[t] for t in spans]))
+    return out
 
 
 def whole_articles(examples: list[QAExample]) -> list[QAItem]:

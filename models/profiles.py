@@ -29,7 +29,8 @@ class QASettings:
     top_k: int = 3                    # candidates returned in ``answers``
     null_threshold: float = 0.0       # log-odds margin a span needs over "no answer"
     list_threshold: float = 0.5       # other spans within this share of the best are list answers
-    max_list: int = 5                 # at most this many list answers
+    max_list: int = 5                 # at most this many list answers (score-share selection, without a list tagger)
+    list_tagger: bool = True          # use the list tagger saved beside the weights, when there is one (models/list_tagger.py)
     batch_size: int = 32              # windows per forward pass
     max_windows: int = 0              # read only this many windows per question, chosen by BM25; 0 = all
     window_prior: float = 0.0         # spans of a window with r x the best BM25 match score x exp(-window_prior * (1 - r))

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from models.list_tagger import ListTagger, decode_tagged_spans, list_or_best, merge_tagged_spans
 from models.loading import ModelLoadError, load_pretrained
+from models.role_check import RoleCheck, span_state, token_range
 from models.calibration import Calibrator, span_features
 from models.profiles import QASettings
 from models.squad import f1_score
@@ -114,6 +117,8 @@ class ExtractiveReader:
         self.tokenizer = None
         self.model = None
         self.template: PairTemplate | None = None
+        self.list_tagger: ListTagger | None = None
+        self.role_check: RoleCheck | None = None
         self._articles: OrderedDict[str, tuple[ArticleTokens, WordIndex | None]] = OrderedDict()
 
     def warm_up(self) -> None:
@@ -148,6 +153,15 @@ class ExtractiveReader:
             self.second_opinion.warm_up()
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.tokenizer, self.model = tokenizer, model
+        self.list_tagger = self._load_head(ListTagger, backend) if self.settings.list_tagger else None
+        self.role_check = self._load_head(RoleCheck, backend)
+
+    def _load_head(self, kind, backend: str):
+        """A head saved beside the reader's weights (``ListTagger``, ``RoleCheck``), or None when
+        there is none; heads read the encoder's hidden states, which only the torch backend gives."""
+        if backend != "torch" or not Path(self.model_name).is_dir():
+            return None
+        return kind.load(self.model_name)
 
     def runtime_choice(self) -> tuple[str, str]:
         """(backend, dtype) this reader runs: ``runtime.backend`` and ``runtime.dtype`` with
@@ -201,8 +215,8 @@ class ExtractiveReader:
             raise RuntimeError("ExtractiveReader.run() called before warm_up().")
         window_params, decode_params = self.sanitize(top_k=top_k, **overrides)
         windows = self.preprocess(article, questions, window_params)
-        start, end = self.forward(windows, progress)
-        return self._decode_request(article, questions, windows, start, end, 0, decode_params)
+        start, end, hidden = self.forward(windows, progress)
+        return self._decode_request(article, questions, windows, start, end, hidden, 0, decode_params)
 
     def run_batch(self, requests: list[tuple[str, list[str], int | None]],
                   progress: list[Callable[[int, int], None] | None] | None = None) -> list[list[dict] | Exception]:
@@ -231,10 +245,10 @@ class ExtractiveReader:
                 if cb is not None:
                     cb(min(n, round(done * n / total)), n)
 
-        start, end = self.forward(windows, report)
+        start, end, hidden = self.forward(windows, report)
         for (i, article, questions, decode_params, own), offset in zip(prepared, offsets):
             try:
-                out[i] = self._decode_request(article, questions, windows, start, end, offset, decode_params)
+                out[i] = self._decode_request(article, questions, windows, start, end, hidden, offset, decode_params)
             except Exception as exc:
                 out[i] = exc
         return out
@@ -255,7 +269,8 @@ class ExtractiveReader:
         return [lambda texts, v=v: encoder.embed(texts) @ v for v in encoder.embed(list(questions))]
 
     def _decode_request(self, article: str, questions: list[str], windows: Windows, start: list[np.ndarray],
-                        end: list[np.ndarray], offset: int, params: DecodeParams) -> list[dict]:
+                        end: list[np.ndarray], hidden: list[np.ndarray] | None, offset: int,
+                        params: DecodeParams) -> list[dict]:
         """One request's results from logits already read: its questions are questions ``offset``
         onwards of ``windows`` (several requests may share one batch), each decoded with what its
         priors and calibrator read (the sentences' likeness, the second reader's answers)."""
@@ -263,7 +278,7 @@ class ExtractiveReader:
         similarity = self.question_similarity(questions, params)
         seconds = self.second_answers(article, questions) if _reads_agreement(params) else None
         return [self.postprocess(article, sentences, windows, start, end, offset + q, questions[q], params,
-                                 similarity[q], seconds[q] if seconds else None)
+                                 similarity[q], seconds[q] if seconds else None, hidden)
                 for q in range(len(questions))]
 
     def second_answers(self, article: str, questions: list[str]) -> list[str] | None:
@@ -313,16 +328,32 @@ class ExtractiveReader:
             self._articles.move_to_end(article)
         return hit
 
-    def forward(self, windows: Windows, progress: Callable[[int, int], None] | None = None
-                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def forward(self, windows: Windows, progress: Callable[[int, int], None] | None = None, hidden: bool = False
+                ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
         """Start and end logits of every window, computed in length-sorted batches with padding
-        only to the longest window of each batch; ``progress(windows read, windows)`` is called
-        after each batch."""
+        only to the longest window of each batch, and, with a list tagger (or ``hidden``), the
+        encoder's last hidden states of each window's tokens (float32, what the tagger reads),
+        else None; ``progress(windows read, windows)`` is called after each batch."""
+        start: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
+        end: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
+        keep = hidden or self.list_tagger is not None or self.role_check is not None
+        states: list[np.ndarray] | None = [None] * len(windows) if keep else None  # type: ignore[list-item]
+        for idx, out in self._passes(windows, progress, hidden=keep):
+            starts = out.start_logits.float().cpu().numpy()
+            ends = out.end_logits.float().cpu().numpy()
+            last = out.hidden_states[-1].float().cpu().numpy() if keep else None
+            for j, w in enumerate(idx):
+                n = len(windows.input_ids[w])
+                start[w], end[w] = starts[j, :n], ends[j, :n]
+                if keep:
+                    states[w] = last[j, :n]
+        return start, end, states
+
+    def _passes(self, windows: Windows, progress: Callable[[int, int], None] | None, hidden: bool):
+        """(window indices, model output) for each length-sorted batch of ``windows``."""
         import torch
 
         order = np.argsort([-len(x) for x in windows.input_ids], kind="stable")
-        start: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
-        end: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
         pad = self.tokenizer.pad_token_id or 0
         names = set(self.tokenizer.model_input_names)
         bs = self.settings.batch_size
@@ -331,20 +362,14 @@ class ExtractiveReader:
                 idx = order[b:b + bs]
                 enc = {k: torch.from_numpy(v).to(self.device)
                        for k, v in pad_batch(windows, idx, pad).items() if k in names}
-                out = self.model(**enc)
-                starts = out.start_logits.float().cpu().numpy()
-                ends = out.end_logits.float().cpu().numpy()
-                for j, w in enumerate(idx):
-                    n = len(windows.input_ids[w])
-                    start[w], end[w] = starts[j, :n], ends[j, :n]
+                yield idx, (self.model(**enc, output_hidden_states=True) if hidden else self.model(**enc))
                 if progress is not None:
                     progress(min(b + bs, len(order)), len(order))
-        return start, end
 
     def postprocess(self, article: str, sentences: list[Sentence], windows: Windows,
                     start: list[np.ndarray], end: list[np.ndarray], q: int, question: str,
                     params: DecodeParams, similarity: Callable[[list[str]], np.ndarray] | None = None,
-                    second: str | None = None) -> dict:
+                    second: str | None = None, hidden: list[np.ndarray] | None = None) -> dict:
         """Span search over all windows of question ``q`` (whose text is ``question``), merged into
         one result. ``similarity``: sentences -> their cosines with the question
         (``question_similarity``), for the sentence prior; ``second``: the second reader's best
@@ -386,6 +411,9 @@ class ExtractiveReader:
                 cand.score *= float(f)
         mass = sum(c.score for c in cands)
         cands = merge_candidates(cands, article, max(p.top_k, p.max_list))
+        roles = None
+        if self.role_check is not None and hidden is not None and cands:
+            cands, roles = self._check_roles(cands, windows, hidden)
         relevance = windows.relevance if windows.relevance is not None else np.ones(len(windows))
         cal = p.calibrator
         # the calibrator's similarity: of every candidate shown if it reads it, else of the best (its features)
@@ -409,16 +437,28 @@ class ExtractiveReader:
         else:
             null = float(best.null) if best else 1.0
             answered = has_answer(best, p.null_threshold)
-        chosen = [c for c in select_list(cands, p.list_threshold, p.max_list)
-                  if has_answer(c, p.null_threshold) or (cal is not None and c is best)] if answered else []
-        chosen_ids = {id(c) for c in chosen}
-        shown = list(range(min(len(cands), max(p.top_k, len(chosen)))))
+        if roles is not None and answered and roles[0] < self.role_check.config.refuse_below:
+            answered, null = False, max(null, 1.0 - float(roles[0]))     # the roles do not match
         # what is shown as a candidate's chance of being right never exceeds the chance that the
         # article holds an answer at all: "Not found (90%)" is never shown beside a 97% candidate
         ceiling = 1.0 - null
-        answers = [self._as_dict(article, sentences, cands[i], id(cands[i]) in chosen_ids, mass,
-                                 min(cal.p_right(features[i]) if cal else cands[i].score, ceiling))
-                   for i in shown]
+        items = (self._tagged_items(article, windows, start, end, hidden, rows)
+                 if answered and hidden is not None and self.list_tagger is not None else [])
+        if len(items) >= 2 and any(s < best.end and best.start < e for s, e, _ in items):
+            # the tagger found a list where the reader found its answer: its items are the answer
+            answers, top = self._list_answers(article, sentences, cands, features, items, mass, ceiling, p.top_k, cal)
+        else:
+            if self.list_tagger is not None and hidden is not None:    # no list: the best span alone
+                chosen = [best] if answered else []
+            else:
+                chosen = [c for c in select_list(cands, p.list_threshold, p.max_list)
+                          if has_answer(c, p.null_threshold) or (cal is not None and c is best)] if answered else []
+            chosen_ids = {id(c) for c in chosen}
+            shown = list(range(min(len(cands), max(p.top_k, len(chosen)))))
+            answers = [self._as_dict(article, sentences, cands[i], id(cands[i]) in chosen_ids, mass,
+                                     min(cal.p_right(features[i]) if cal else cands[i].score, ceiling))
+                       for i in shown]
+            top = answers[0] if answers else None
         of_article = windows.of_article[rows[0]] if windows.of_article is not None and len(rows) else len(rows)
         result = {"answer": None, "score": round(null, 6), "start": None, "end": None,
                   "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(rows)),
@@ -431,10 +471,57 @@ class ExtractiveReader:
         if second is not None:
             result["second_opinion"] = second
         if answered:
-            top = answers[0]
             result.update({k: top[k] for k in ("answer", "score", "span_score", "share", "start", "end",
                                                "sentence", "sentence_start")})
         return result
+
+    def _check_roles(self, cands: list[Candidate], windows: Windows, hidden: list[np.ndarray]
+                     ) -> tuple[list[Candidate], np.ndarray]:
+        """The candidates scored x P(the roles match) ** weight (``models.role_check``), best first,
+        with those probabilities in the same order."""
+        states = []
+        for c in cands:
+            span = token_range(windows.offsets[c.window], windows.context_mask[c.window], c.start, c.end)
+            states.append(span_state(hidden[c.window], *span) if span else np.zeros(4 * hidden[0].shape[-1]))
+        probs = self.role_check.probs(np.stack(states))
+        for c, v in zip(cands, probs):
+            c.score *= float(v) ** self.role_check.config.weight
+        order = sorted(range(len(cands)), key=lambda i: -cands[i].score)
+        return [cands[i] for i in order], probs[order]
+
+    def _tagged_items(self, article: str, windows: Windows, start: list[np.ndarray], end: list[np.ndarray],
+                      hidden: list[np.ndarray], rows: np.ndarray) -> list[tuple[int, int, float]]:
+        """The list tagger's items over the question's windows (``rows``), merged, article order
+        (one item when it is not sure of two, ``list_or_best``);
+        ``hidden``: each window's hidden states (``forward``)."""
+        threshold = self.list_tagger.config.threshold
+        spans = []
+        for w in rows:
+            mask = windows.context_mask[w]
+            probs = self.list_tagger.tag_probs(hidden[w][mask], start[w][mask], end[w][mask])
+            spans += decode_tagged_spans(probs, windows.offsets[w][mask], article, threshold)
+        return list_or_best(merge_tagged_spans(spans), self.list_tagger.config.list_min)
+
+    def _list_answers(self, article: str, sentences: list[Sentence], cands: list[Candidate], features: list,
+                      items: list[tuple[int, int, float]], mass: float, ceiling: float, top_k: int,
+                      cal: Calibrator | None) -> tuple[list[dict], dict]:
+        """A list answer: the tagged items (selected, article order, each scored by the tagger's
+        probability that it is an item), then the reader's other candidates that overlap none of
+        them (best first, ``top_k`` at most); and the best span's own dict (``answer`` stays the
+        reader's best span)."""
+        null = cands[0].null
+        selected = [self._as_dict(article, sentences, Candidate(p, s, e, -1, null), True, mass, min(p, ceiling))
+                    for s, e, p in items]
+        scored = [min(cal.p_right(features[i]) if cal else c.score, ceiling) for i, c in enumerate(cands)]
+        best = self._as_dict(article, sentences, cands[0], False, mass, scored[0])
+        same = next((a for a in selected if (a["start"], a["end"]) == (best["start"], best["end"])), None)
+        others = [self._as_dict(article, sentences, c, False, mass, scored[i]) for i, c in enumerate(cands)
+                  if not any(c.start < e and s < c.end for s, e, _ in items)][:top_k]
+        if same is not None:
+            return selected + others, same
+        if all((o["start"], o["end"]) != (best["start"], best["end"]) for o in others):
+            others = [best] + others[:top_k - 1]
+        return selected + others, best
 
     @staticmethod
     def _sentence_factors(article: str, sentences: list[Sentence], cands: list[Candidate],

@@ -124,10 +124,14 @@ def render_answers(results: list[dict]) -> str:
             label = "Closest passages, not taken as answers"
         else:
             chosen = [a for a in r["answers"] if a["selected"]]
-            links = "; ".join(f'<a href="#{mark_id(q, j)}" class="answer-link"><strong>{_show(a["answer"])}</strong></a>'
-                              f' ({a["score"]:.0%})' for j, a in enumerate(chosen))
-            sentence = f"<blockquote>{_show(r['sentence'] or '')}</blockquote>" if r.get("sentence") else ""
-            body = f"<p>{links}</p>{sentence}"
+            if len(chosen) > 1:     # a list answer: each item with the sentence it stands in
+                body = "<ul class='answer-list'>" + "".join(
+                    f"<li>{_link(q, j, a)}" + (f"<blockquote>{_show(a['sentence'])}</blockquote>" if a.get("sentence")
+                                               else "") + "</li>" for j, a in enumerate(chosen)) + "</ul>"
+            else:
+                links = "; ".join(_link(q, j, a) for j, a in enumerate(chosen))
+                sentence = f"<blockquote>{_show(r['sentence'] or '')}</blockquote>" if r.get("sentence") else ""
+                body = f"<p>{links}</p>{sentence}"
             cands = [a for a in r["answers"] if not a["selected"]]
             label = "Other candidates"
         if cands:
@@ -136,6 +140,12 @@ def render_answers(results: list[dict]) -> str:
         body += reading_note(r)
         out.append(head + body)
     return f'<style>{CSS}</style><div class="aqa">' + "".join(out) + "</div>" if out else ""
+
+
+def _link(q: int, j: int, a: dict) -> str:
+    """One selected answer: a link to its mark, with the confidence that it is right."""
+    return (f'<a href="#{mark_id(q, j)}" class="answer-link"><strong>{_show(a["answer"])}</strong></a>'
+            f' ({a["score"]:.0%})')
 
 
 def reading_note(result: dict) -> str:

@@ -163,7 +163,7 @@ def test_article_span_norm_scores_spans_with_one_softmax_over_all_windows(tiny_p
     reader.warm_up()
     q = "What did Putin give Kim in Pyongyang?"
     w = reader.preprocess(seed_article, [q], reader.sanitize()[0])
-    start, end = reader.forward(w)
+    start, end, _ = reader.forward(w)
     assert len(w) > 1
     zs = sum(np.exp(start[i][w.context_mask[i]].astype(np.float64)).sum() for i in range(len(w)))
     ze = sum(np.exp(end[i][w.context_mask[i]].astype(np.float64)).sum() for i in range(len(w)))

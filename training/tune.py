@@ -72,7 +72,7 @@ def read_contexts(reader: ExtractiveReader, examples: list[QAExample], params: W
     out = []
     for ctx, idx in tqdm(by_ctx.items(), desc=desc, unit="ctx"):
         windows = reader.preprocess(ctx, [examples[i].question for i in idx], params)
-        start, end = reader.forward(windows)
+        start, end, _ = reader.forward(windows)
         questions = [examples[i].question for i in idx]
         out.append(ContextLogits(ctx, idx, questions, windows, start, end, split_sentences(ctx),
                                  reader.second_answers(ctx, questions)))

@@ -1,0 +1,158 @@
+"""The list tagger: which spans of the article a question asks for, as many as it asks for.
+
+A span reader scores one (start, end) pair at a time, so a list question ("What gifts were
+exchanged?") gets its best item and the others fall among the candidates. The tagger is a small
+head over the reader's own last hidden states that labels every article token O (outside), B
+(begins an item) or I (inside one), as MultiSpanQA's taggers do; it runs in the reader's forward
+pass (no second encoder pass). It is trained by ``training.train_list_tagger`` and saved beside
+the reader's weights as ``list_tagger.safetensors`` with its settings in ``list_tagger.json``.
+
+The functions here are pure (numpy): labels for training, spans from tag probabilities.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.text import whole_word_span
+
+TAGS = ("O", "B", "I")
+WEIGHTS_FILE = "list_tagger.safetensors"
+CONFIG_FILE = "list_tagger.json"
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    hidden_size: int
+    width: int = 128              # channels of the convolutions
+    kernel: int = 5               # tokens the first convolution reads around each token
+    item_weight: float = 1.0      # training loss weight of B and I against O
+    threshold: float = 0.5        # a token is inside an item when P(B) + P(I) reaches this
+    list_min: float = 0.0         # a list answer needs two items scoring at least this (list_or_best)
+
+
+def reader_features(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(batch, tokens, 3): what the span reader already says of each token, over the window's
+    article tokens (``mask``): log P(a span starts here), log P(one ends here), and log P(the
+    token is inside the answer span), i.e. P(start at or before it) x P(end at or after it)."""
+    neg = torch.finfo(torch.float32).min / 4
+    s = torch.log_softmax(start_logits.float().masked_fill(~mask, neg), -1)
+    e = torch.log_softmax(end_logits.float().masked_fill(~mask, neg), -1)
+    before = torch.logcumsumexp(s, -1)
+    after = torch.flip(torch.logcumsumexp(torch.flip(e, [-1]), -1), [-1])
+    feats = torch.stack([s, e, before + after], -1).clamp(min=-30.0)
+    return feats * mask[..., None]
+
+
+class ListTagger(nn.Module):
+    """Encoder states and the reader's start/end logits of a window's article tokens -> (batch,
+    tokens, 3) logits over ``TAGS``: the states projected down, beside ``reader_features``, read by
+    two convolutions along the tokens (an item's extent depends on its neighbours)."""
+
+    def __init__(self, config: TaggerConfig):
+        super().__init__()
+        self.config = config
+        self.project = nn.Linear(config.hidden_size, config.width)
+        self.conv = nn.Conv1d(config.width + 3, config.width, config.kernel, padding=config.kernel // 2)
+        self.out = nn.Conv1d(config.width, 3, 3, padding=1)
+
+    def forward(self, hidden: torch.Tensor, start_logits: torch.Tensor, end_logits: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.project(hidden.float()), reader_features(start_logits, end_logits, mask)], -1)
+        x = x * mask[..., None]
+        x = nn.functional.gelu(self.conv(x.transpose(1, 2)))
+        return self.out(x).transpose(1, 2)
+
+    def tag_probs(self, hidden: np.ndarray, start_logits: np.ndarray, end_logits: np.ndarray) -> np.ndarray:
+        """(tokens, 3) tag probabilities of one window's article tokens."""
+        with torch.inference_mode():
+            h = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))[None]
+            mask = torch.ones(1, h.shape[1], dtype=torch.bool)
+            logits = self(h, torch.from_numpy(start_logits.astype(np.float32))[None],
+                          torch.from_numpy(end_logits.astype(np.float32))[None], mask)
+            return torch.softmax(logits[0], -1).numpy()
+
+    def save(self, folder: Path, about: dict | None = None) -> None:
+        from safetensors.torch import save_file
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().to(torch.float16).contiguous() for k, v in self.state_dict().items()},
+                  str(folder / WEIGHTS_FILE))
+        (folder / CONFIG_FILE).write_text(json.dumps({"config": asdict(self.config), **(about or {})}, indent=1) + "\n",
+                                          encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "ListTagger | None":
+        """The tagger saved in ``folder``, or None when there is none."""
+        folder = Path(folder)
+        if not (folder / WEIGHTS_FILE).is_file():
+            return None
+        from safetensors.torch import load_file
+        config = TaggerConfig(**json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))["config"])
+        head = cls(config)
+        head.load_state_dict({k: v.float() for k, v in load_file(str(folder / WEIGHTS_FILE)).items()})
+        return head.eval()
+
+
+def token_labels(offsets: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Tags (indices into ``TAGS``) of tokens with character ``offsets`` (n, 2) for the gold
+    character ``spans``: the first token overlapping a span is B, the others I, the rest O."""
+    labels = np.zeros(len(offsets), dtype=np.int64)
+    for start, end in spans:
+        inside = np.flatnonzero((offsets[:, 0] < end) & (offsets[:, 1] > start))
+        if len(inside):
+            labels[inside[0]] = 1
+            labels[inside[1:]] = 2
+    return labels
+
+
+def decode_tagged_spans(probs: np.ndarray, offsets: np.ndarray, text: str, threshold: float
+                        ) -> list[tuple[int, int, float]]:
+    """Character spans (start, end, score) of the items tagged in one window.
+
+    ``probs``: (n, 3) tag probabilities of the window's article tokens; ``offsets``: their (n, 2)
+    character offsets. A token is inside an item when P(B) + P(I) >= ``threshold``; a run of such
+    tokens is one item, split again where a token is more likely B than I (two items side by
+    side). An item's score is the mean inside-probability of its tokens; spans are widened to
+    whole words."""
+    inside = probs[:, 1] + probs[:, 2]
+    out: list[tuple[int, int, float]] = []
+    first = None
+    for i in range(len(probs) + 1):
+        is_in = i < len(probs) and inside[i] >= threshold
+        begins = is_in and first is not None and probs[i, 1] > probs[i, 2]
+        if first is not None and (not is_in or begins):
+            start, end = whole_word_span(text, int(offsets[first, 0]), int(offsets[i - 1, 1]))
+            if end > start and any(ch.isalnum() for ch in text[start:end]):
+                out.append((start, end, float(inside[first:i].mean())))
+            first = None
+        if is_in and first is None:
+            first = i
+    return out
+
+
+def merge_tagged_spans(spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """Items tagged by overlapping windows as one list: the same span keeps its best score, a span
+    overlapping a better-scored one is dropped; article order."""
+    best: dict[tuple[int, int], float] = {}
+    for s, e, p in spans:
+        best[(s, e)] = max(p, best.get((s, e), 0.0))
+    kept: list[tuple[int, int, float]] = []
+    for (s, e), p in sorted(best.items(), key=lambda kv: -kv[1]):
+        if not any(s < ke and ks < e for ks, ke, _ in kept):
+            kept.append((s, e, p))
+    return sorted(kept)
+
+
+def list_or_best(items: list[tuple[int, int, float]], list_min: float) -> list[tuple[int, int, float]]:
+    """The items as a list answer when at least two score ``list_min`` or more (then those that
+    do), else the best item alone: a single-answer question whose tagger also marks a doubtful
+    second span is still answered with one."""
+    sure = [it for it in items if it[2] >= list_min]
+    if len(sure) >= 2:
+        return sure
+    return [max(items, key=lambda it: it[2])] if items else []
