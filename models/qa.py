@@ -33,7 +33,6 @@ import numpy as np
 
 from models.list_tagger import ListTagger, decode_tagged_spans, list_or_best, merge_tagged_spans
 from models.loading import ModelLoadError, load_pretrained
-from models.role_check import RoleCheck, span_state, token_range
 from models.calibration import Calibrator, span_features
 from models.profiles import QASettings
 from models.squad import f1_score
@@ -118,7 +117,6 @@ class ExtractiveReader:
         self.model = None
         self.template: PairTemplate | None = None
         self.list_tagger: ListTagger | None = None
-        self.role_check: RoleCheck | None = None
         self._articles: OrderedDict[str, tuple[ArticleTokens, WordIndex | None]] = OrderedDict()
 
     def warm_up(self) -> None:
@@ -154,11 +152,10 @@ class ExtractiveReader:
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.tokenizer, self.model = tokenizer, model
         self.list_tagger = self._load_head(ListTagger, backend) if self.settings.list_tagger else None
-        self.role_check = self._load_head(RoleCheck, backend)
 
     def _load_head(self, kind, backend: str):
-        """A head saved beside the reader's weights (``ListTagger``, ``RoleCheck``), or None when
-        there is none; heads read the encoder's hidden states, which only the torch backend gives."""
+        """A head saved beside the reader's weights (``ListTagger``), or None when there is none;
+        heads read the encoder's hidden states, which only the torch backend gives."""
         if backend != "torch" or not Path(self.model_name).is_dir():
             return None
         return kind.load(self.model_name)
@@ -336,7 +333,7 @@ class ExtractiveReader:
         else None; ``progress(windows read, windows)`` is called after each batch."""
         start: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
         end: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
-        keep = hidden or self.list_tagger is not None or self.role_check is not None
+        keep = hidden or self.list_tagger is not None
         states: list[np.ndarray] | None = [None] * len(windows) if keep else None  # type: ignore[list-item]
         for idx, out in self._passes(windows, progress, hidden=keep):
             starts = out.start_logits.float().cpu().numpy()
@@ -411,9 +408,6 @@ class ExtractiveReader:
                 cand.score *= float(f)
         mass = sum(c.score for c in cands)
         cands = merge_candidates(cands, article, max(p.top_k, p.max_list))
-        roles = None
-        if self.role_check is not None and hidden is not None and cands:
-            cands, roles = self._check_roles(cands, windows, hidden)
         relevance = windows.relevance if windows.relevance is not None else np.ones(len(windows))
         cal = p.calibrator
         # the calibrator's similarity: of every candidate shown if it reads it, else of the best (its features)
@@ -437,8 +431,6 @@ class ExtractiveReader:
         else:
             null = float(best.null) if best else 1.0
             answered = has_answer(best, p.null_threshold)
-        if roles is not None and answered and roles[0] < self.role_check.config.refuse_below:
-            answered, null = False, max(null, 1.0 - float(roles[0]))     # the roles do not match
         # what is shown as a candidate's chance of being right never exceeds the chance that the
         # article holds an answer at all: "Not found (90%)" is never shown beside a 97% candidate
         ceiling = 1.0 - null
@@ -474,20 +466,6 @@ class ExtractiveReader:
             result.update({k: top[k] for k in ("answer", "score", "span_score", "share", "start", "end",
                                                "sentence", "sentence_start")})
         return result
-
-    def _check_roles(self, cands: list[Candidate], windows: Windows, hidden: list[np.ndarray]
-                     ) -> tuple[list[Candidate], np.ndarray]:
-        """The candidates scored x P(the roles match) ** weight (``models.role_check``), best first,
-        with those probabilities in the same order."""
-        states = []
-        for c in cands:
-            span = token_range(windows.offsets[c.window], windows.context_mask[c.window], c.start, c.end)
-            states.append(span_state(hidden[c.window], *span) if span else np.zeros(4 * hidden[0].shape[-1]))
-        probs = self.role_check.probs(np.stack(states))
-        for c, v in zip(cands, probs):
-            c.score *= float(v) ** self.role_check.config.weight
-        order = sorted(range(len(cands)), key=lambda i: -cands[i].score)
-        return [cands[i] for i in order], probs[order]
 
     def _tagged_items(self, article: str, windows: Windows, start: list[np.ndarray], end: list[np.ndarray],
                       hidden: list[np.ndarray], rows: np.ndarray) -> list[tuple[int, int, float]]:
