@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= embedded
 
-.PHONY: setup run test browser clean
+.PHONY: setup run test check browser clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ $(SCALE): $(STAMP)
 
 test: $(STAMP) $(SCALE) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# the working loop: tiny models only, no shipped reader, browser, Ray or training (pytest -m "not slow")
+check: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow"
 
 # the browser test drives Debian's chromium (never a downloaded browser); it skips with a reason if absent
 browser:

@@ -484,13 +484,15 @@ class ExtractiveReader:
                       items: list[tuple[int, int, float]], mass: float, ceiling: float, top_k: int,
                       cal: Calibrator | None) -> tuple[list[dict], dict]:
         """A list answer: the tagged items (selected, article order, each scored by the tagger's
-        probability that it is an item), then the reader's other candidates that overlap none of
+        probability that it is an item, or the best span's own score if it is one), then the reader's other candidates that overlap none of
         them (best first, ``top_k`` at most); and the best span's own dict (``answer`` stays the
         reader's best span)."""
         null = cands[0].null
-        selected = [self._as_dict(article, sentences, Candidate(p, s, e, -1, null), True, mass, min(p, ceiling))
-                    for s, e, p in items]
         scored = [min(cal.p_right(features[i]) if cal else c.score, ceiling) for i, c in enumerate(cands)]
+        best_span = (cands[0].start, cands[0].end)    # an item that is the best span keeps its score
+        selected = [self._as_dict(article, sentences, Candidate(p, s, e, -1, null), True, mass,
+                                  scored[0] if (s, e) == best_span else min(p, ceiling))
+                    for s, e, p in items]
         best = self._as_dict(article, sentences, cands[0], False, mass, scored[0])
         same = next((a for a in selected if (a["start"], a["end"]) == (best["start"], best["end"])), None)
         others = [self._as_dict(article, sentences, c, False, mass, scored[i]) for i, c in enumerate(cands)

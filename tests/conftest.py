@@ -55,3 +55,16 @@ def served(tiny_profile):
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
     yield f"http://127.0.0.1:{port}/", engine
     demo.close()
+
+
+# modules that load the shipped readers, Ray, Chromium, ONNX Runtime exports or train: `make test`
+# runs them, `make check` (the working loop: tiny models only) leaves them out
+SLOW_MODULES = {"test_embedded_quality", "test_fast_quality", "test_fast_path", "test_summarize_embedded",
+                "test_ray_batch", "test_train_recipe", "test_backends", "test_web", "test_second_opinion",
+                "test_sentence_prior", "test_packaged_base", "test_summary_scorer", "test_repeat_prior"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -46,6 +46,25 @@ def test_kim_gave_putin_artworks(seed_article):
     assert r["answer"] is not None and "artworks" in r["answer"], r["answer"]
 
 
+def test_a_list_question_is_answered_with_its_items(seed_article):
+    """The list tagger (models/list_tagger.py) splits the reader's one span naming the three
+    people into items, each selected with its own offsets, in article order; ``answer`` stays the
+    reader's best span."""
+    r = predict(seed_article, "Which members of his leadership team did Kim introduce?")
+    chosen = [a for a in r["answers"] if a["selected"]]
+    assert len(chosen) >= 3, [a["answer"] for a in chosen]
+    assert [a["start"] for a in chosen] == sorted(a["start"] for a in chosen)
+    for name in ("Choe Son Hui", "Jo Yong Won"):
+        assert sum(name in a["answer"] for a in chosen) == 1, [a["answer"] for a in chosen]
+    assert all(seed_article[a["start"]:a["end"]] == a["answer"] for a in chosen)
+    assert r["answer"] is not None and "Choe Son Hui" in r["answer"] and "Kim Yo Jong" in r["answer"]
+
+
+def test_a_single_answer_question_keeps_one_span(seed_article):
+    r = predict(seed_article, "When did the Soviet Union collapse?")
+    assert [a["answer"] for a in r["answers"] if a["selected"]] == [r["answer"]] and "1991" in r["answer"]
+
+
 def test_limo_is_among_the_candidates(seed_article):
     r = predict(seed_article, "What did Putin give Kim?", top_k=3)
     assert any("limo" in a["answer"] for a in r["answers"]), [a["answer"] for a in r["answers"]]

@@ -254,6 +254,31 @@ def product_cross_validate(profile: str, lists: list[dict], singles: list[dict],
     return out
 
 
+def single_answer_lists(profile: str, list_mins: list[float]) -> None:
+    """How many single-answer questions (the tests' XQuAD-en sample and the seed's single ones) the
+    reader answers with more than one selected span, for each ``list_min`` of its tagger."""
+    from collections import defaultdict
+    from dataclasses import replace
+
+    from eval.sets import load_qa_set
+    from models.engine import get_engine
+    engine = get_engine(profile)
+    reader = engine._reader()
+    base = reader.list_tagger.config
+    items = load_qa_set(str(REPO / "tests" / "data" / "xquad_en_sample.json"))
+    items += [it for it in load_qa_set("seed") if it.kind == "single"]
+    by_context = defaultdict(list)
+    for it in items:
+        by_context[it.context].append(it)
+    for list_min in list_mins:
+        reader.list_tagger.config = replace(base, list_min=list_min)
+        lists = sum(sum(a["selected"] for a in r["answers"]) > 1
+                    for context, its in by_context.items()
+                    for r in engine.predict_many(context, [it.question for it in its]))
+        print(f"list_min {list_min}: {lists} of {len(items)} single-answer questions answered with a list", flush=True)
+    reader.list_tagger.config = base
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.train_list_tagger", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -277,7 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", default=None, help="the shipped THRESHOLD/LIST_MIN (default: best CV em_f1 + pm_f1)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", default=None, help="write the head trained on all the data into this folder")
+    p.add_argument("--single-lists", action="store_true",
+                   help="only count the single-answer questions the profile's reader answers with a list (--list-min)")
     args = p.parse_args(argv)
+    if args.single_lists:
+        single_answer_lists(args.profile, [float(m) for m in args.list_min.split(",")])
+        return 0
 
     lists = multispan_examples(Path(args.multispan))
     singles, enumerations = squad_examples([Path(x) for x in args.singles], args.n_singles, args.n_enumerations,
