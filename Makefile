@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	@echo "Starting article-qa ($(PROFILE) profile): models load in under a minute, then open the address printed below; Ctrl+C stops it."
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2} $(BIN)/python -m serve --profile $(PROFILE)
+	MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2} $(BIN)/python -m serve --profile $(PROFILE)
 
 SCALE := $(VENV)/.scale
 

@@ -11,6 +11,28 @@ from pathlib import Path
 
 from models.examples import EXAMPLE_ARTICLE
 
+def needs_hub(profile: str) -> bool:
+    """Whether a profile names a model by hub id (not a folder, nor ``package:`` weights)."""
+    from models.profiles import load_profile
+    prof = load_profile(profile)
+    refs = [prof.qa.model, prof.qa.sentence_encoder, prof.summarizer.model]
+    return any(ref and not ref.startswith("package:") and not Path(prof.resolve_model(ref)).is_dir()
+               for ref in refs)
+
+
+def keep_offline(profile: str, download: bool = False) -> None:
+    """Nothing leaves the machine that the user did not ask for: Gradio's analytics are off
+    always, and the Hugging Face hub is not looked up unless the profile names a hub model (or
+    the command is ``download``). Set before gradio or transformers is imported."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    try:
+        hub = download or needs_hub(profile)
+    except (ValueError, OSError):
+        hub = False                 # a bad profile is reported where it is loaded
+    if not hub:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve", description=__doc__)
     p.add_argument("--profile", default=os.environ.get("ARTICLE_QA_PROFILE", "embedded"))
@@ -37,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--actors", type=int, default=2, help="with --ray: engine actors")
     batch.add_argument("--threads-per-actor", type=int, default=1, help="with --ray: torch threads per actor")
     args = p.parse_args(argv)
+    keep_offline(args.profile, download=args.command == "download")
 
     from models.loading import ModelLoadError
     from models.text import InputError

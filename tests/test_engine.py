@@ -261,3 +261,19 @@ def test_batching_across_requests_gives_each_request_its_own_answers(tiny_profil
             continue
         assert [(r["answer"], r["start"], r["end"]) for r in g] == [(r["answer"], r["start"], r["end"]) for r in w]
         assert [r["score"] for r in g] == pytest.approx([r["score"] for r in w], abs=1e-5)
+
+
+def test_offline_profiles_never_look_up_the_hub(monkeypatch, tiny_profile):
+    """`python -m serve` turns Gradio's analytics off always, and the hub off unless the profile
+    names a hub model (issue: nothing leaves the machine that the user did not ask for)."""
+    from serve.__main__ import keep_offline, needs_hub
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
+    assert not needs_hub("embedded") and not needs_hub(tiny_profile)
+    assert needs_hub("hub")
+    keep_offline("embedded")
+    import os
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    keep_offline("hub")
+    assert "HF_HUB_OFFLINE" not in os.environ
