@@ -11,9 +11,10 @@ Inputs: an article (str) and questions (list[str]). Outputs: one result dict per
 - ``span_score``: the span's probability under the profile's span normalisation and priors (what
   ranks candidates); ``share``: its share of the score of every span decoded for the question;
 - ``start``/``end``: character offsets into the article; ``sentence``/``sentence_start``;
-- ``answers``: candidates, best first, each with the keys above and ``selected`` (True for the
-  spans that make up the answer, e.g. each item of a list answer). A candidate's ``score`` never
-  exceeds 1 - the no-answer probability;
+- ``answers``: candidates, each with the keys above and ``selected`` (True for the spans that
+  make up the answer), best first; for a list answer (the list tagger, models/list_tagger.py,
+  found several items) its items first, in article order, each scored by the tagger, then the
+  other candidates. A candidate's ``score`` never exceeds 1 - the no-answer probability;
 - ``no_answer_score``: the probability that the article does not hold the answer; ``windows``:
   how many windows were read for the question, of the ``windows_in_article`` the article was cut
   into for it (fewer when ``qa.max_windows`` left the least related unread); ``calibrated``:
