@@ -485,22 +485,20 @@ class ExtractiveReader:
                       items: list[tuple[int, int, float]], mass: float, ceiling: float, top_k: int,
                       cal: Calibrator | None) -> tuple[list[dict], dict]:
         """A list answer: the tagged items (selected, article order, each scored by the tagger's
-        probability that it is an item, or the best span's own score if it is one), then the reader's other candidates that overlap none of
-        them (best first, ``top_k`` at most); and the best span's own dict (``answer`` stays the
-        reader's best span)."""
-        null = cands[0].null
+        probability that it is an item; the one that is the reader's best span keeps that span's
+        own dict), then the reader's best span when no item is it, then its other candidates that
+        overlap no item (``top_k`` in all); and the best span's dict (``answer`` stays it)."""
         scored = [min(cal.p_right(features[i]) if cal else c.score, ceiling) for i, c in enumerate(cands)]
-        best_span = (cands[0].start, cands[0].end)    # an item that is the best span keeps its score
-        selected = [self._as_dict(article, sentences, Candidate(p, s, e, -1, null), True, mass,
-                                  scored[0] if (s, e) == best_span else min(p, ceiling))
+        best_span = (cands[0].start, cands[0].end)
+        selected = [self._as_dict(article, sentences, cands[0], True, mass, scored[0]) if (s, e) == best_span
+                    else self._as_dict(article, sentences, Candidate(p, s, e, -1, cands[0].null), True, mass,
+                                       min(p, ceiling))
                     for s, e, p in items]
-        best = self._as_dict(article, sentences, cands[0], False, mass, scored[0])
-        same = next((a for a in selected if (a["start"], a["end"]) == (best["start"], best["end"])), None)
         others = [self._as_dict(article, sentences, c, False, mass, scored[i]) for i, c in enumerate(cands)
                   if not any(c.start < e and s < c.end for s, e, _ in items)][:top_k]
-        if same is not None:
-            return selected + others, same
-        if all((o["start"], o["end"]) != (best["start"], best["end"]) for o in others):
+        best = next((a for a in selected if (a["start"], a["end"]) == best_span), None)
+        if best is None:
+            best = self._as_dict(article, sentences, cands[0], False, mass, scored[0])
             others = [best] + others[:top_k - 1]
         return selected + others, best
 
