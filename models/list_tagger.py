@@ -7,7 +7,9 @@ head over the reader's own last hidden states that labels every article token O 
 pass (no second encoder pass). It is trained by ``training.train_list_tagger`` and saved beside
 the reader's weights as ``list_tagger.safetensors`` with its settings in ``list_tagger.json``.
 
-The functions here are pure (numpy): labels for training, spans from tag probabilities.
+Besides the head (``ListTagger``), the functions here are pure numpy: labels for training
+(``token_labels``), items from tag probabilities (``decode_tagged_spans``, ``merge_tagged_spans``,
+``list_or_best``).
 """
 from __future__ import annotations
 
