@@ -35,7 +35,7 @@ from eval.metrics import percentiles
 from eval.random_models import BERT_BASE, DISTILBART_CNN, build_random_bart, build_random_qa
 from eval.sets import data_dir, seed_article
 from models.profiles import load_profile
-from models.squad import normalize_answer, read_squad
+from eval.squad import normalize_answer, read_squad
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "runs" / "bench"

@@ -7,8 +7,7 @@ import sys
 
 import numpy as np
 
-from models.calibration import expected_calibration_error, reliability_bins
-from models.squad import exact_match, f1_score, normalize_answer
+from eval.squad import exact_match, f1_score, normalize_answer
 
 __all__ = ["exact_match", "f1_score", "normalize_answer", "list_recall", "multispan_scores", "rouge", "percentiles",
            "peak_rss_mb", "expected_calibration_error", "auroc", "reliability_bins"]
@@ -119,3 +118,28 @@ def auroc(scores, labels) -> float:
         ranks[order[i:j + 1]] = (i + j) / 2 + 1
         i = j + 1
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def reliability_bins(probs, outcomes, bins: int = 10) -> list[dict]:
+    """Equal-width bins of predicted probability: for each, how many predictions, their mean
+    probability and how often they were right."""
+    p = np.asarray(probs, dtype=float)
+    y = np.asarray(outcomes, dtype=float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        sel = idx == b
+        out.append({"low": b / bins, "high": (b + 1) / bins, "count": int(sel.sum()),
+                    "mean_prob": float(p[sel].mean()) if sel.any() else None,
+                    "accuracy": float(y[sel].mean()) if sel.any() else None})
+    return out
+
+
+def expected_calibration_error(probs, outcomes, bins: int = 10) -> float:
+    """ECE: the count-weighted mean gap between mean probability and accuracy over ``bins``
+    equal-width bins (0 = perfectly calibrated)."""
+    n = len(probs)
+    if not n:
+        return float("nan")
+    return float(sum(b["count"] / n * abs(b["mean_prob"] - b["accuracy"])
+                     for b in reliability_bins(probs, outcomes, bins) if b["count"]))

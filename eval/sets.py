@@ -5,11 +5,11 @@ QA: ``seed`` (the project's gold set on the seed article), ``xquad`` (developmen
 joined, so the engine reads several windows as it does for a real article), ``xquad-long`` (the
 same questions, each asked of a ~20,000-word document: its whole article among other XQuAD-en
 articles, for long-article settings such as ``qa.max_windows``), ``xquad-swapped`` (the XQuAD-en
-questions whose names can be swapped or replaced, ``models.squad.swap_names``, asked of their
+questions whose names can be swapped or replaced, ``eval.squad.swap_names``, asked of their
 paragraph and expected "not in the article": how often a reader answers a question about who did
 what to whom when the roles do not match; made without a person, so now and then one is in fact
 answered by its paragraph), ``xquad-foreign`` (each XQuAD-en question asked of another
-title's whole article, ``models.squad.foreign_questions``, drawn otherwise than the calibrator's
+title's whole article, ``eval.squad.foreign_questions``, drawn otherwise than the calibrator's
 rows: how often an unrelated question about a whole article is refused), ``squad-heldout``
 (SQuAD v1.1 dev without the XQuAD questions: the benchmark), ``multispan`` (the development half
 of MultiSpanQA's validation set: list questions whose answer is a set of 2 to 21 spans; with
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.examples import example_article
-from models.squad import QAExample, foreign_questions, join_articles, long_articles, read_squad, swapped_questions
+from eval.squad import QAExample, foreign_questions, join_articles, long_articles, read_squad, swapped_questions
 
 REPO = Path(__file__).resolve().parent.parent
 GOLD = Path(__file__).resolve().parent / "gold"
@@ -137,7 +137,7 @@ def multispan_items(path: Path) -> list[QAItem]:
 
 
 def whole_articles(examples: list[QAExample]) -> list[QAItem]:
-    """Each question asked of its whole article (``models.squad.join_articles``)."""
+    """Each question asked of its whole article (``eval.squad.join_articles``)."""
     return squad_items(join_articles(examples))
 
 

@@ -14,9 +14,7 @@ import time
 from concurrent.futures import Future
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import replace
 
-from models.calibration import Calibrator
 from models.loading import ModelLoadError, pick_device
 from models.memory import release_free_memory
 from models.profiles import Profile, load_profile, profile_path
@@ -59,7 +57,6 @@ class ArticleQA:
         # sentence encoders by weights folder: the reader's sentence prior and the extractive
         # summarizer share one when they name the same weights (`fast`), with one embedding cache
         self._encoders: dict[str, SentenceEncoder] = {}
-        self._second: ExtractiveReader | None = None
         self.batcher: RequestBatcher | None = None
 
     def _dev(self) -> str:
@@ -81,53 +78,13 @@ class ArticleQA:
                 ref = self.profile.qa.model
                 rt = self.profile.runtime
                 q = self.profile.qa
-                cal = Calibrator.from_dict(q.calibrator) if q.calibrator is not None else None
-                # the encoder serves the sentence prior and a calibrator that reads the sentence's likeness
-                wanted = q.sentence_prior or (cal is not None and cal.needs_similarity)
-                encoder = self._sentence_encoder(q.sentence_encoder) if q.sentence_encoder and wanted else None
-                # the second reader serves only a calibrator that reads how far it agrees
-                asks = cal is not None and cal.needs_second_opinion
-                second = self._second_reader() if q.second_opinion and asks else None
+                # the encoder serves the sentence prior
+                encoder = self._sentence_encoder(q.sentence_encoder) if q.sentence_encoder and q.sentence_prior else None
                 r = ExtractiveReader(q, self.profile.resolve_model(ref) if ref else None, self._dev(),
-                                     rt.dtype, rt.backend, rt.threads, encoder, second)
+                                     rt.dtype, rt.backend, rt.threads, encoder)
                 r.warm_up()
                 self.reader = r
             return self.reader
-
-    def qa_sentence_encoder(self) -> SentenceEncoder | None:
-        """The profile's ``qa.sentence_encoder``, warmed, or None when it names none: the one the
-        reader weighs sentences with, made now even when the served reader does not need it (a
-        calibrator being fitted reads the sentence's likeness to the question either way)."""
-        ref = self.profile.qa.sentence_encoder
-        if not ref:
-            return None
-        with self._lock:
-            encoder = self._sentence_encoder(ref)
-            encoder.warm_up()
-        return encoder
-
-    def qa_second_opinion(self) -> ExtractiveReader | None:
-        """The reader of the profile's ``qa.second_opinion``, warmed, or None when it names none:
-        made now even when the served reader's calibrator does not read it (one being fitted does)."""
-        if not self.profile.qa.second_opinion:
-            return None
-        with self._lock:
-            return self._second_reader()
-
-    def _second_reader(self) -> ExtractiveReader:
-        """The second opinion's reader (called with ``_lock`` held): the named profile's reader with
-        its own windows and decoding settings, on this engine's device, without a calibrator or a
-        sentence encoder (only its best span is read)."""
-        if self._second is None:
-            other = load_profile(self.profile.qa.second_opinion)
-            if not other.qa.model:
-                raise ModelLoadError(f"qa.second_opinion names profile {other.name!r}, which has no QA model.")
-            rt = other.runtime
-            r = ExtractiveReader(replace(other.qa, calibrator=None, second_opinion=None),
-                                 other.resolve_model(other.qa.model), self._dev(), rt.dtype, rt.backend, rt.threads)
-            r.warm_up()
-            self._second = r
-        return self._second
 
     def _sentence_encoder(self, ref: str) -> SentenceEncoder:
         """The engine's sentence encoder of ``ref``, made once by whichever of the reader and the

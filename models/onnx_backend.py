@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -179,16 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default=None, help="float32 or int8 (default: what the profile runs)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from models.loading import load_pretrained
     from models.profiles import load_profile
-    from models.qa import ExtractiveReader
     prof = load_profile(args.profile)
     dtype = args.dtype or prof.runtime.dtype
     dtype = "float32" if dtype in ("auto", "bfloat16") else dtype
-    # the graph is the model's alone: no calibrator (nor the encoder or second reader one may read)
-    reader = ExtractiveReader(replace(prof.qa, calibrator=None), prof.resolve_model(prof.qa.model), "cpu", dtype,
-                              "onnx", prof.runtime.threads)
-    reader.warm_up()
-    print(f"ONNX graph for {reader.model_name} ({dtype}): {reader.model.graph}")
+    model_name = prof.resolve_model(prof.qa.model)
+    tokenizer, model = load_pretrained(model_name, "qa", "cpu")
+    graph = onnx_model(model, tokenizer, dtype, prof.runtime.threads).graph
+    print(f"ONNX graph for {model_name} ({dtype}): {graph}")
     return 0
 
 

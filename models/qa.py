@@ -18,42 +18,38 @@ Inputs: an article (str) and questions (list[str]). Outputs: one result dict per
 - ``no_answer_score``: the probability that the article does not hold the answer; ``windows``:
   how many windows were read for the question, of the ``windows_in_article`` the article was cut
   into for it (fewer when ``qa.max_windows`` left the least related unread); ``calibrated``:
-  whether ``score`` is calibrated; ``features``: the best span's calibration features
-  (models/calibration.py), what a calibrator is fitted on; ``second_opinion``: the best span of
-  the second reader (``qa.second_opinion``, "" when it found none), when the calibrator asked it.
+  whether ``score`` is calibrated; ``features``: the best span's calibration features by name
+  (models/calibration.py), what a calibrator is fitted on.
+
+The work is split by job: windows (models/windows.py, models/window_select.py), the runtime
+(models/runtime.py), span search under the priors (models/span_search.py), the answer decision
+(models/answer.py) and the list tagger (models/list_tagger.py); this module reads the article
+through the model and chains them.
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
+from models.answer import (candidate_features, is_list, list_answers, no_answer, result_dict, shown_scores,
+                           span_answers, threshold_list)
+from models.calibration import Calibrator
 from models.list_tagger import ListTagger, decode_tagged_spans, list_or_best, merge_tagged_spans
-from models.loading import ModelLoadError, load_pretrained
-from models.calibration import Calibrator, span_features
+from models.loading import ModelLoadError
 from models.profiles import QASettings
-from models.squad import f1_score
+from models.runtime import load_reader_weights, resolve_runtime
 from models.sentence_encoder import SentenceEncoder
-from models.spans import (Candidate, article_norm_factors, has_answer, merge_candidates, repeat_factors,
-                          select_list, sentence_prior_factors, to_candidates, window_spans)
-from models.text import Sentence, name_context, name_coverage, sentence_at, split_sentences
-from models.window_select import WordIndex, best_windows, bm25_scores, query_terms, question_term_count
+from models.span_search import question_rows, ranked_candidates
+from models.text import Sentence, split_sentences
+from models.window_select import WordIndex, budgeted_windows
 from models.windows import (ArticleTokens, PairTemplate, Windows, build_windows, concat_windows, pad_batch,
-                            question_ids,
-                            select_windows, tokenize_article)
+                            question_ids, tokenize_article)
 
 ARTICLE_CACHE = 8   # recently seen articles whose tokens are kept for the next question
-# spans kept per window before merging: enough that the window prior, which reorders spans across
-# windows, and the removal of nested duplicates still leave top_k distinct candidates
-SPANS_PER_WINDOW = 20
-# the sentence prior embeds only the sentences of candidates scoring at least this share of the
-# best: on XQuAD-en (every third question) re-weighing only those gives the same F1 as re-weighing
-# the top 20, with 1.8 sentences embedded a question instead of 6.4 (docs/benchmarks.md)
-PRIOR_MIN_SHARE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -88,27 +84,19 @@ class ExtractiveReader:
     """Answers questions with spans of the article. Call ``warm_up()`` before ``run()``.
 
     Settings come from the profile (``QASettings``, which already holds the values saved beside
-    the weights, see ``models.profiles``); ``sanitize()`` turns them, with any per-call
-    overrides, into the parameters of ``preprocess`` and ``postprocess``, which read nothing
-    else, so a tuning run can decode the same logits under many settings.
+    the weights, see ``models.profiles``); ``sanitize()`` turns them into the parameters of
+    ``preprocess`` and ``postprocess``, which read nothing else, so a tuning run can decode the
+    same logits under many settings (``read``). A request may set only ``top_k``.
 
-    With a ``sentence_encoder`` (the profile's ``qa.sentence_encoder``) and ``qa.sentence_prior``
-    > 0, each candidate is also weighed by how much its sentence is like the question
-    (``question_similarity``, ``models.spans.sentence_prior_factors``). With ``qa.repeat_penalty``
-    > 0, a candidate is weighed down for each of its words that repeats the question's
-    (``models.spans.repeat_factors``).
-
-    With a ``second_opinion`` (another reader, the profile's ``qa.second_opinion``), each question
-    is also put to it, and a calibrator fitted on their ``agreement`` reads how far the two best
-    spans agree (``second_answers``; models/calibration.py).
+    With a ``sentence_encoder`` (the profile's ``qa.sentence_encoder``), each candidate is also
+    weighed by how much its sentence is like the question (``qa.sentence_prior``,
+    ``question_similarity``).
     """
 
     def __init__(self, settings: QASettings, model: str | None, device: str = "cpu", dtype: str = "float32",
-                 backend: str = "torch", threads: int = 0, sentence_encoder: SentenceEncoder | None = None,
-                 second_opinion: ExtractiveReader | None = None):
+                 backend: str = "torch", threads: int = 0, sentence_encoder: SentenceEncoder | None = None):
         self.settings = settings
         self.sentence_encoder = sentence_encoder
-        self.second_opinion = second_opinion
         self.model_name = model
         self.device = device
         self.dtype = dtype
@@ -118,6 +106,7 @@ class ExtractiveReader:
         self.model = None
         self.template: PairTemplate | None = None
         self.list_tagger: ListTagger | None = None
+        self.calibrator = Calibrator.from_dict(settings.calibrator) if settings.calibrator else None
         self._articles: OrderedDict[str, tuple[ArticleTokens, WordIndex | None]] = OrderedDict()
 
     def warm_up(self) -> None:
@@ -127,29 +116,13 @@ class ExtractiveReader:
         if not self.model_name:
             raise ModelLoadError("This profile has no QA model (qa.model is empty), so it cannot answer "
                                  "questions; choose a profile with one.")
-        if self.settings.quantize not in ("none", "int8"):
-            raise ModelLoadError(f"qa.quantize must be 'none' or 'int8', not {self.settings.quantize!r}.")
+        if self.settings.sentence_prior and self.sentence_encoder is None:
+            raise ModelLoadError("qa.sentence_prior weighs answers by their sentence's likeness to the question, "
+                                 "which needs a sentence encoder: set qa.sentence_encoder, or qa.sentence_prior: 0.")
         backend, dtype = self.runtime_choice()
-        tokenizer, model = load_pretrained(self.model_name, "qa", self.device)
-        if backend == "onnx":
-            from models.onnx_backend import onnx_model
-            model = onnx_model(model, tokenizer, dtype, self.threads)
-        elif dtype == "int8":
-            model = quantize_int8(model)
-        elif dtype == "bfloat16":
-            import torch
-            model = model.to(torch.bfloat16)
-        calibrator = self._calibrator(self.settings.calibrator)
-        if calibrator is not None and calibrator.needs_similarity and self.sentence_encoder is None:
-            raise ModelLoadError("This reader's calibrator reads how much an answer's sentence is like the "
-                                 "question, which needs a sentence encoder: set qa.sentence_encoder in the profile.")
-        if calibrator is not None and calibrator.needs_second_opinion and self.second_opinion is None:
-            raise ModelLoadError("This reader's calibrator reads how far a second reader agrees with the answer, "
-                                 "which needs one: set qa.second_opinion in the profile.")
+        tokenizer, model = load_reader_weights(self.model_name, self.device, backend, dtype, self.threads)
         if self.sentence_encoder is not None:
             self.sentence_encoder.warm_up()
-        if self.second_opinion is not None:
-            self.second_opinion.warm_up()
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.tokenizer, self.model = tokenizer, model
         self.list_tagger = self._load_head(ListTagger, backend) if self.settings.list_tagger else None
@@ -162,42 +135,31 @@ class ExtractiveReader:
         return kind.load(self.model_name)
 
     def runtime_choice(self) -> tuple[str, str]:
-        """(backend, dtype) this reader runs: ``runtime.backend`` and ``runtime.dtype`` with
-        "auto" resolved for this machine (``resolve_runtime``); ``qa.quantize: int8`` is the
-        older spelling of torch int8."""
-        if self.settings.quantize == "int8" and self.device == "cpu" and self.backend != "onnx":
-            return "torch", "int8"
+        """(backend, dtype) this reader runs (``models.runtime.resolve_runtime``)."""
         return resolve_runtime(self.backend, self.dtype, self.device)
 
-    def sanitize(self, **overrides) -> tuple[WindowParams, DecodeParams]:
+    def sanitize(self, **settings) -> tuple[WindowParams, DecodeParams]:
         """The parameters of ``preprocess`` and ``postprocess``: the reader's settings with
-        ``overrides`` (any ``QASettings`` field; None values are ignored) applied.
+        ``settings`` (any ``QASettings`` field; None values are ignored) in place of its own.
 
         Raises:
-            ValueError: an override names no setting.
+            ValueError: a name that is no setting.
         """
-        given = {k: v for k, v in overrides.items() if v is not None}
+        given = {k: v for k, v in settings.items() if v is not None}
         unknown = set(given) - set(vars(self.settings))
         if unknown:
             raise ValueError(f"unknown QA setting(s) {sorted(unknown)}")
         s = replace(self.settings, **given)
+        calibrator = self.calibrator if s.calibrator is self.settings.calibrator else (
+            Calibrator.from_dict(s.calibrator) if s.calibrator else None)
         return (WindowParams(s.max_seq_len, s.doc_stride, s.max_question_len, s.max_windows,
                              bool(s.max_windows or s.window_prior)),
                 DecodeParams(s.top_k, s.max_answer_len, s.length_penalty, s.span_norm, s.window_prior,
-                             s.null_threshold, s.list_threshold, s.max_list, self._calibrator(s.calibrator),
-                             s.sentence_prior if self.sentence_encoder is not None else 0.0, s.repeat_penalty))
-
-    def _calibrator(self, spec: dict | None) -> Calibrator | None:
-        """The calibrator of a settings dict, built once per dict."""
-        if not spec:
-            return None
-        key = id(spec)
-        if getattr(self, "_calibrator_key", None) != key:
-            self._calibrator_cache, self._calibrator_key = Calibrator.from_dict(spec), key
-        return self._calibrator_cache
+                             s.null_threshold, s.list_threshold, s.max_list, calibrator, s.sentence_prior,
+                             s.repeat_penalty))
 
     def run(self, article: str, questions: list[str], top_k: int | None = None,
-            progress: Callable[[int, int], None] | None = None, **overrides) -> list[dict]:
+            progress: Callable[[int, int], None] | None = None) -> list[dict]:
         """Answer every question about ``article``; questions are batched together.
 
         Args:
@@ -205,13 +167,16 @@ class ExtractiveReader:
             questions: validated, non-empty questions.
             top_k: candidates per result (default: the profile's ``qa.top_k``).
             progress: called with (windows read, windows to read) as the model reads.
-            overrides: other ``QASettings`` for this call only.
         Returns:
             One result dict per question, in order.
         """
+        return self.read(article, questions, *self.sanitize(top_k=top_k), progress=progress)
+
+    def read(self, article: str, questions: list[str], window_params: WindowParams, decode_params: DecodeParams,
+             progress: Callable[[int, int], None] | None = None) -> list[dict]:
+        """``run`` under explicit parameters (``sanitize``): for tuning and tests."""
         if self.model is None:
             raise RuntimeError("ExtractiveReader.run() called before warm_up().")
-        window_params, decode_params = self.sanitize(top_k=top_k, **overrides)
         windows = self.preprocess(article, questions, window_params)
         start, end, hidden = self.forward(windows, progress)
         return self._decode_request(article, questions, windows, start, end, hidden, 0, decode_params)
@@ -251,17 +216,13 @@ class ExtractiveReader:
                 out[i] = exc
         return out
 
-    def question_similarity(self, questions: list[str], params: DecodeParams, always: bool = False
+    def question_similarity(self, questions: list[str], params: DecodeParams
                             ) -> list[Callable[[list[str]], np.ndarray] | None]:
         """For each question, a function from sentences to their cosines with the question (what
-        ``postprocess`` weighs candidates by, and the calibrator's ``similarity``), or None for each
-        when neither the sentence prior nor the calibrator asks for them (``always``: a calibrator
-        being fitted will) or there is no encoder. The
+        the sentence prior weighs candidates by), or None for each when the prior is off. The
         questions are embedded now, together; sentences when ``postprocess`` asks for them (only
         those holding candidates near the best), and the encoder keeps recent embeddings."""
-        wanted = always or params.sentence_prior or (params.calibrator is not None
-                                                     and params.calibrator.needs_similarity)
-        if not wanted or self.sentence_encoder is None:
+        if not params.sentence_prior or self.sentence_encoder is None:
             return [None] * len(questions)
         encoder = self.sentence_encoder
         return [lambda texts, v=v: encoder.embed(texts) @ v for v in encoder.embed(list(questions))]
@@ -270,48 +231,26 @@ class ExtractiveReader:
                         end: list[np.ndarray], hidden: list[np.ndarray] | None, offset: int,
                         params: DecodeParams) -> list[dict]:
         """One request's results from logits already read: its questions are questions ``offset``
-        onwards of ``windows`` (several requests may share one batch), each decoded with what its
-        priors and calibrator read (the sentences' likeness, the second reader's answers)."""
+        onwards of ``windows`` (several requests may share one batch)."""
         sentences = split_sentences(article)
         similarity = self.question_similarity(questions, params)
-        seconds = self.second_answers(article, questions) if _reads_agreement(params) else None
         return [self.postprocess(article, sentences, windows, start, end, offset + q, questions[q], params,
-                                 similarity[q], seconds[q] if seconds else None, hidden)
+                                 similarity[q], hidden)
                 for q in range(len(questions))]
-
-    def second_answers(self, article: str, questions: list[str]) -> list[str] | None:
-        """The second reader's best span for each question ("" where it finds none, whether or not
-        it would answer), or None without a second reader. Its own settings decide its windows
-        and priors; it has no calibrator or sentence encoder of its own."""
-        if self.second_opinion is None:
-            return None
-        results = self.second_opinion.run(article, questions, top_k=1)
-        return [r["answers"][0]["answer"] if r["answers"] else "" for r in results]
 
     def preprocess(self, article: str, questions: list[str], params: WindowParams) -> Windows:
         """Windows of every question over the article, which is tokenized once (and kept for the
         next few calls). With ``params.score_windows`` each window is scored against its
         question with BM25 (``relevance``: its score over the best of its question's windows):
         with ``max_windows`` only each question's best windows are read, and with a window
-        prior (``postprocess``) the spans of a less relevant window are scored down, so that on
-        a long article a confident span in a window unrelated to the question does not beat the
-        right one."""
+        prior the spans of a less relevant window are scored down, so that on a long article a
+        confident span in a window unrelated to the question does not beat the right one."""
         tokens, index = self.article_tokens(article, params.score_windows)
         windows = build_windows(self.template, question_ids(self.tokenizer, questions, params.max_question_len),
                                 tokens, params.max_seq_len, params.doc_stride)
         if not params.score_windows:
             return windows
-        spans = np.array([[o[m][0, 0], o[m][-1, 1]] if m.any() else [0, 0]
-                          for o, m in zip(windows.offsets, windows.context_mask)], dtype=np.int64)
-        keep = np.zeros(len(windows), dtype=bool)
-        relevance = np.ones(len(windows))
-        for q, question in enumerate(questions):
-            ws = np.flatnonzero(windows.sample == q)
-            scores = bm25_scores(index, spans[ws], question)
-            if scores.max() > 0:
-                relevance[ws] = scores / scores.max()
-            keep[ws[best_windows(scores, params.max_windows)]] = True
-        return select_windows(windows, keep if params.max_windows else None, relevance)
+        return budgeted_windows(windows, index, questions, params.max_windows)
 
     def article_tokens(self, article: str, with_index: bool = True) -> tuple[ArticleTokens, WordIndex | None]:
         """The article's tokens (and its word index for BM25 when ``with_index``), from the cache."""
@@ -367,106 +306,34 @@ class ExtractiveReader:
     def postprocess(self, article: str, sentences: list[Sentence], windows: Windows,
                     start: list[np.ndarray], end: list[np.ndarray], q: int, question: str,
                     params: DecodeParams, similarity: Callable[[list[str]], np.ndarray] | None = None,
-                    second: str | None = None, hidden: list[np.ndarray] | None = None) -> dict:
-        """Span search over all windows of question ``q`` (whose text is ``question``), merged into
-        one result. ``similarity``: sentences -> their cosines with the question
-        (``question_similarity``), for the sentence prior; ``second``: the second reader's best
-        span (``second_answers``), for the calibrator's ``agreement``."""
-        p = params
-        rows = np.flatnonzero(windows.sample == q)          # this question's windows
-        width = max(len(start[w]) for w in rows)
-        start_logits = np.full((len(rows), width), -1e4, dtype=np.float32)
-        end_logits = np.full_like(start_logits, -1e4)
-        mask = np.zeros((len(rows), width), dtype=bool)
-        for r, w in enumerate(rows):
-            n = len(start[w])
-            start_logits[r, :n], end_logits[r, :n], mask[r, :n] = start[w], end[w], windows.context_mask[w]
-        top_n = max(p.top_k, p.max_list, SPANS_PER_WINDOW)
-        cands: list[Candidate] = []
-        chunk = max(1, 4_000_000 // (width * width))     # bounds the (windows, T, T) score array
-        for c in range(0, len(rows), chunk):
-            spans, scores, null_scores = window_spans(start_logits[c:c + chunk], end_logits[c:c + chunk],
-                                                      mask[c:c + chunk], p.max_answer_len, top_n,
-                                                      p.length_penalty)
-            cands += to_candidates(article, spans, scores, null_scores, windows.offsets, list(rows[c:c + chunk]))
-        # ranking only: window_score, and so the no-answer decision, stay as they are
-        factor = np.ones(len(windows))
-        if p.span_norm == "article":
-            factor[rows] = article_norm_factors(start_logits, end_logits, mask)
-        if p.window_prior and windows.relevance is not None:
-            factor *= np.exp(-p.window_prior * (1.0 - windows.relevance))
-        for cand in cands:
-            cand.score *= float(factor[cand.window])
-        if p.repeat_penalty and cands:
-            terms = set(query_terms(question))
-            repeats = np.array([question_term_count(terms, article[c.start:c.end]) for c in cands])
-            for cand, f in zip(cands, repeat_factors(repeats, p.repeat_penalty)):
-                cand.score *= float(f)
-        cosines: dict[str, float] = {}          # sentence -> its cosine with the question, as embedded
-        if p.sentence_prior and similarity is not None and cands:
-            factors, cosines = self._sentence_factors(article, sentences, cands, similarity, p.sentence_prior)
-            for cand, f in zip(cands, factors):
-                cand.score *= float(f)
-        mass = sum(c.score for c in cands)
-        cands = merge_candidates(cands, article, max(p.top_k, p.max_list))
-        relevance = windows.relevance if windows.relevance is not None else np.ones(len(windows))
-        cal = p.calibrator
-        # the calibrator's similarity: of every candidate shown if it reads it, else of the best (its features)
-        likeness = self._sentence_cosines(article, sentences, cands if cal and cal.needs_similarity else cands[:1],
-                                          similarity, cosines)
-        likeness += [math.nan] * (len(cands) - len(likeness))
-        # the share of the question's names a candidate's sentences mention: likewise
-        named = [name_coverage(question, name_context(article, sentences, c.start, c.end))
-                 for c in (cands if cal and cal.reads("name_coverage") else cands[:1])]
-        named += [math.nan] * (len(cands) - len(named))
-        agreed = [answer_agreement(article[c.start:c.end], second)
-                  for c in (cands if cal and cal.reads("agreement") else cands[:1])]
-        agreed += [math.nan] * (len(cands) - len(agreed))
-        features = [span_features(c.score, c.score / mass if mass > 0 else 0.0, c.null, float(relevance[c.window]),
-                                  len(rows), sim, names, agree)
-                    for c, sim, names, agree in zip(cands, likeness, named, agreed)]
+                    hidden: list[np.ndarray] | None = None) -> dict:
+        """The result of question ``q`` (whose text is ``question``) from its windows' logits:
+        span search under the priors, the no-answer decision, the answer's spans (a list when
+        the tagger, which reads ``hidden``, finds one), scores and the result dict.
+        ``similarity``: sentences -> their cosines with the question, for the sentence prior."""
+        p, cal = params, params.calibrator
+        rows = question_rows(windows, q)
+        cands, mass = ranked_candidates(
+            article, sentences, windows, start, end, rows, question, max_answer_len=p.max_answer_len,
+            top_n=max(p.top_k, p.max_list), keep=max(p.top_k, p.max_list), length_penalty=p.length_penalty,
+            span_norm=p.span_norm, window_prior=p.window_prior, repeat_penalty=p.repeat_penalty,
+            sentence_prior=p.sentence_prior, similarity=similarity)
+        features = candidate_features(cands, mass, windows)
         best = cands[0] if cands else None
-        if cal is not None and best is not None:
-            null = cal.p_null(features[0])
-            answered = null < 0.5
+        null, answered = no_answer(best, features, cal, p.null_threshold)
+        scores = shown_scores(cands, features, cal, 1.0 - null)
+        tagger = self.list_tagger is not None and hidden is not None
+        items = self._tagged_items(article, windows, start, end, hidden, rows) if answered and tagger else []
+        if is_list(items, best):
+            answers, top = list_answers(article, sentences, cands, scores, items, mass, 1.0 - null, p.top_k)
         else:
-            null = float(best.null) if best else 1.0
-            answered = has_answer(best, p.null_threshold)
-        # what is shown as a candidate's chance of being right never exceeds the chance that the
-        # article holds an answer at all: "Not found (90%)" is never shown beside a 97% candidate
-        ceiling = 1.0 - null
-        items = (self._tagged_items(article, windows, start, end, hidden, rows)
-                 if answered and hidden is not None and self.list_tagger is not None else [])
-        if len(items) >= 2 and any(s < best.end and best.start < e for s, e, _ in items):
-            # the tagger found a list where the reader found its answer: its items are the answer
-            answers, top = self._list_answers(article, sentences, cands, features, items, mass, ceiling, p.top_k, cal)
-        else:
-            if self.list_tagger is not None and hidden is not None:    # no list: the best span alone
-                chosen = [best] if answered else []
-            else:
-                chosen = [c for c in select_list(cands, p.list_threshold, p.max_list)
-                          if has_answer(c, p.null_threshold) or (cal is not None and c is best)] if answered else []
-            chosen_ids = {id(c) for c in chosen}
-            shown = list(range(min(len(cands), max(p.top_k, len(chosen)))))
-            answers = [self._as_dict(article, sentences, cands[i], id(cands[i]) in chosen_ids, mass,
-                                     min(cal.p_right(features[i]) if cal else cands[i].score, ceiling))
-                       for i in shown]
+            chosen = ([] if not answered else [best] if tagger
+                      else threshold_list(cands, cal, p.null_threshold, p.list_threshold, p.max_list))
+            answers = span_answers(article, sentences, cands, scores, chosen, mass, p.top_k)
             top = answers[0] if answers else None
         of_article = windows.of_article[rows[0]] if windows.of_article is not None and len(rows) else len(rows)
-        result = {"answer": None, "score": round(null, 6), "start": None, "end": None,
-                  "sentence": None, "sentence_start": None, "answers": answers, "windows": int(len(rows)),
-                  "windows_in_article": int(of_article),
-                  "no_answer_score": round(null, 6), "calibrated": cal is not None,
-                  # a feature this reader cannot compute (similarity without an encoder) is None:
-                  # results stay comparable and JSON-safe (NaN is neither)
-                  "features": [None if math.isnan(v) else v for v in features[0].round(6).tolist()]
-                  if features else None}
-        if second is not None:
-            result["second_opinion"] = second
-        if answered:
-            result.update({k: top[k] for k in ("answer", "score", "span_score", "share", "start", "end",
-                                               "sentence", "sentence_start")})
-        return result
+        return result_dict(answers, top, answered, null, len(rows), of_article, cal is not None,
+                           features[0] if features else None)
 
     def _tagged_items(self, article: str, windows: Windows, start: list[np.ndarray], end: list[np.ndarray],
                       hidden: list[np.ndarray], rows: np.ndarray) -> list[tuple[int, int, float]]:
@@ -480,120 +347,3 @@ class ExtractiveReader:
             probs = self.list_tagger.tag_probs(hidden[w][mask], start[w][mask], end[w][mask])
             spans += decode_tagged_spans(probs, windows.offsets[w][mask], article, threshold)
         return list_or_best(merge_tagged_spans(spans), self.list_tagger.config.list_min)
-
-    def _list_answers(self, article: str, sentences: list[Sentence], cands: list[Candidate], features: list,
-                      items: list[tuple[int, int, float]], mass: float, ceiling: float, top_k: int,
-                      cal: Calibrator | None) -> tuple[list[dict], dict]:
-        """A list answer: the tagged items (selected, article order, each scored by the tagger's
-        probability that it is an item; the one that is the reader's best span keeps that span's
-        own dict), then the reader's best span when no item is it, then its other candidates that
-        overlap no item (``top_k`` in all); and the best span's dict (``answer`` stays it)."""
-        scored = [min(cal.p_right(features[i]) if cal else c.score, ceiling) for i, c in enumerate(cands)]
-        best_span = (cands[0].start, cands[0].end)
-        selected = [self._as_dict(article, sentences, cands[0], True, mass, scored[0]) if (s, e) == best_span
-                    else self._as_dict(article, sentences, Candidate(p, s, e, -1, cands[0].null), True, mass,
-                                       min(p, ceiling))
-                    for s, e, p in items]
-        others = [self._as_dict(article, sentences, c, False, mass, scored[i]) for i, c in enumerate(cands)
-                  if not any(c.start < e and s < c.end for s, e, _ in items)][:top_k]
-        best = next((a for a in selected if (a["start"], a["end"]) == best_span), None)
-        if best is None:
-            best = self._as_dict(article, sentences, cands[0], False, mass, scored[0])
-            others = [best] + others[:top_k - 1]
-        return selected + others, best
-
-    @staticmethod
-    def _sentence_factors(article: str, sentences: list[Sentence], cands: list[Candidate],
-                          similarity: Callable[[list[str]], np.ndarray], weight: float
-                          ) -> tuple[np.ndarray, dict[str, float]]:
-        """The sentence prior's factor for each candidate, and the cosines of the sentences it
-        embedded. Only the sentences of candidates scoring at least ``PRIOR_MIN_SHARE`` of the best
-        are embedded; the others count as the least similar, which cannot lift them past the best
-        (``spans.sentence_prior_factors``)."""
-        best = max(c.score for c in cands)
-        where = [sentence_at(sentences, c.start) if c.score >= PRIOR_MIN_SHARE * best else None for c in cands]
-        text_of = [s.text(article) if s is not None else None for s in where]
-        texts = list(dict.fromkeys(t for t in text_of if t is not None))
-        cos = dict(zip(texts, similarity(texts).tolist())) if texts else {}
-        return sentence_prior_factors(np.array([cos.get(t, np.nan) for t in text_of]), weight), cos
-
-    @staticmethod
-    def _sentence_cosines(article: str, sentences: list[Sentence], cands: list[Candidate],
-                          similarity: Callable[[list[str]], np.ndarray] | None, known: dict[str, float]
-                          ) -> list[float]:
-        """Each candidate's sentence's cosine with the question (the calibrator's ``similarity``;
-        the span's own text stands in for a missing sentence; NaN without an encoder); ``known``:
-        those the sentence prior already has."""
-        if similarity is None or not cands:
-            return [math.nan] * len(cands)
-        text_of = [s.text(article) if (s := sentence_at(sentences, c.start)) is not None else article[c.start:c.end]
-                   for c in cands]
-        missing = list(dict.fromkeys(t for t in text_of if t not in known))
-        cos = {**known, **dict(zip(missing, similarity(missing).tolist()))} if missing else known
-        return [cos[t] for t in text_of]
-
-    @staticmethod
-    def _as_dict(article: str, sentences: list[Sentence], c: Candidate, selected: bool, mass: float,
-                 score: float) -> dict:
-        sent = sentence_at(sentences, c.start)
-        return {"answer": article[c.start:c.end], "score": round(float(score), 6),
-                "span_score": round(c.score, 6),
-                "share": round(min(1.0, c.score / mass), 6) if mass > 0 else 0.0, "start": c.start,
-                "end": c.end, "selected": selected,
-                "sentence": sent.text(article) if sent else None,
-                "sentence_start": sent.start if sent else None}
-
-
-def answer_agreement(span: str, second: str | None) -> float:
-    """How far a span agrees with the second reader's best span: their token F1 (SQuAD
-    normalisation), 0 when the second reader found none (""), NaN without a second reader."""
-    if second is None:
-        return math.nan
-    return f1_score(span, [second]) if second else 0.0
-
-
-def _reads_agreement(params: DecodeParams) -> bool:
-    return params.calibrator is not None and params.calibrator.needs_second_opinion
-
-
-def resolve_dtype(dtype: str) -> str:
-    """"auto" -> "bfloat16" where the CPU has native bf16 (AVX-512 BF16 or AMX), else "float32".
-
-    bfloat16 weights run the reader about twice as fast on such CPUs; elsewhere bf16 is emulated
-    and slower than float32, so auto never picks it there."""
-    if dtype == "auto":
-        from models.cpu_features import has_native_bf16
-        return "bfloat16" if has_native_bf16() else "float32"
-    return dtype
-
-
-def resolve_runtime(backend: str, dtype: str, device: str = "cpu") -> tuple[str, str]:
-    """The (backend, dtype) to run. ``backend``: "torch", "onnx" or "auto"; ``dtype``: "float32",
-    "bfloat16", "int8" or "auto". On a GPU: torch, float32 unless bfloat16 is asked for.
-
-    "auto" is the fastest runtime measured to keep the answers of torch float32 (README
-    "Performance"): torch bfloat16 where the CPU computes bf16 natively (AVX-512 BF16 / AMX; same
-    top answer on 399 of 400 XQuAD-en questions, 0.37x the anchor's latency), torch float32
-    elsewhere. ONNX Runtime float32 keeps every answer but was no faster overall (0.88x torch
-    float32 on MPNet, 1.6x on MiniLM), and int8 (either backend) changes answers (ONNX int8:
-    same top answer on 323 of 400, F1 -2.6), so "auto" picks neither; both remain settings."""
-    if device != "cpu":
-        return "torch", ("bfloat16" if dtype == "bfloat16" else "float32")
-    if backend == "onnx":
-        return "onnx", ("float32" if dtype == "auto" else dtype)
-    if backend == "auto" and dtype in ("float32", "int8"):
-        return "torch", dtype
-    return "torch", resolve_dtype(dtype)
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of the linear layers (weights int8, activations quantized on the
-    fly): about 1.5x faster matrix multiplies on AVX2 CPUs, a quarter of the weight memory."""
-    import warnings
-
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # torch points users at torchao; this API still works
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -222,65 +222,6 @@ def whole_word_span(text: str, start: int, end: int) -> tuple[int, int]:
     return _strip_range(text, start, end)
 
 
-# a word of a name, as name_coverage compares them
-_WORD = re.compile(r"\w[\w\-]*", re.UNICODE)
-# a name: a run of capitalised words ("U.S", "Kim Jong Un", "Bank of England"); in a question,
-# not its first word; a possessive 's stays out ("Kim's" -> "Kim")
-_NAME = re.compile(r"(?<![\w'’.])[A-Z][\w\-]*(?:\.[A-Z][\w\-]*)*(?: (?:(?:of|the|de|du|la|von|van) )*[A-Z][\w\-]*(?:\.[A-Z][\w\-]*)*)*")
-
-
-def capitalised_runs(text: str, inside_only: bool) -> list[tuple[int, int]]:
-    """Capitalised runs of ``text``; with ``inside_only``, only those a word or comma precedes,
-    so that a capital that merely starts a sentence ("Both", "The") is not taken for a name."""
-    out = []
-    for m in _NAME.finditer(text):
-        before = text[:m.start()].rstrip(" ")
-        if not before or (inside_only and not (before[-1].isalnum() or before[-1] == ",")):
-            continue
-        out.append(m.span())
-    return out
-
-
-def question_names(question: str) -> list[tuple[int, int]]:
-    """Where the names sit in a question: capitalised runs past its first word, their possessive
-    ``'s`` left out (``"What did Kim's sister say?"`` -> ``Kim``)."""
-    return capitalised_runs(question, inside_only=False)
-
-
-def name_coverage(question: str, text: str) -> float:
-    """The share of the question's names that ``text`` mentions, 1.0 for a question without names.
-
-    Each capitalised word of a name counts ("Bank of England": Bank, England; "U.S": US). A word
-    of four letters or more is found where a word of ``text`` starts with its first four, case
-    aside, so that "Russia" finds "Russian" and "China" "Chinese"; a shorter one only as a whole
-    word ("Kim" in "Kim's"). A reader that matches a question's relation without its subject
-    ("What did Vietnam give Putin?" -> the limo of "Putin gave Kim a limo") picks a sentence that
-    misses one of the question's names; the calibrator can read this (``name_coverage``)."""
-    words = [w for s, e in question_names(question)
-             for w in _WORD.findall(question[s:e].replace(".", "")) if w[0].isupper()]
-    if not words:
-        return 1.0
-    present = {w.lower() for w in _WORD.findall(text)}
-    prefixes = {w[:4] for w in present}
-
-    def found(word: str) -> bool:
-        w = word.lower()
-        return w[:4] in prefixes if len(w) >= 4 else w in present
-    return sum(found(w) for w in words) / len(words)
-
-
-def name_context(article: str, sentences: list[Sentence], start: int, end: int) -> str:
-    """What ``name_coverage`` looks in for a span: its sentence and the one before it in the same
-    paragraph (a sentence often names its subject only by "he" or "the city"), or the span itself
-    where it is outside every sentence."""
-    i = sentence_index_at(sentences, start)
-    if i is None:
-        return article[start:end]
-    sent = sentences[i]
-    first = sentences[i - 1] if i > 0 and sentences[i - 1].paragraph == sent.paragraph else sent
-    return article[first.start:sent.end]
-
-
 def sentence_index_at(sentences: list[Sentence], pos: int) -> int | None:
     """The index of the sentence containing character ``pos`` (binary search over sorted sentences)."""
     lo, hi = 0, len(sentences)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.windows import Windows, select_windows
+
 WORD = re.compile(r"\w+", re.UNICODE)
 STOP_WORDS = frozenset("""
 a an the and or but if of at by for with about against between into through during before after
@@ -100,3 +102,19 @@ def best_windows(scores: np.ndarray, keep: int) -> np.ndarray:
         return np.arange(len(scores))
     order = np.lexsort((np.arange(len(scores)), -scores))
     return np.sort(order[:keep])
+
+
+def budgeted_windows(windows: Windows, index: WordIndex, questions: list[str], max_windows: int) -> Windows:
+    """``windows`` with each window's BM25 relevance to its question (its score over the best of
+    that question's windows) and, with ``max_windows``, only each question's best windows kept."""
+    spans = np.array([[o[m][0, 0], o[m][-1, 1]] if m.any() else [0, 0]
+                      for o, m in zip(windows.offsets, windows.context_mask)], dtype=np.int64)
+    keep = np.zeros(len(windows), dtype=bool)
+    relevance = np.ones(len(windows))
+    for q, question in enumerate(questions):
+        ws = np.flatnonzero(windows.sample == q)
+        scores = bm25_scores(index, spans[ws], question)
+        if scores.max() > 0:
+            relevance[ws] = scores / scores.max()
+        keep[ws[best_windows(scores, max_windows)]] = True
+    return select_windows(windows, keep if max_windows else None, relevance)

@@ -5,8 +5,9 @@ batching, behind the same Gradio page and endpoints.
     python -m serve --replicas 4 --ray-address auto   # on a running Ray cluster
 
 Each replica loads the profile's engine once and answers batches of requests (``@serve.batch``:
-up to ``MAX_BATCH`` requests arriving within ``BATCH_WAIT_S`` are read in the same forward
-passes, ``ExtractiveReader.run_batch``). Input is checked in the replica exactly as in-process;
+up to the profile's ``runtime.batch_requests`` requests arriving within its
+``runtime.batch_wait_ms`` are read in the same forward passes, ``ExtractiveReader.run_batch``, as
+the in-process ``RequestBatcher`` does). Input is checked in the replica exactly as in-process;
 a user error comes back as the same ``InputError``. The page process keeps no model.
 """
 from __future__ import annotations
@@ -17,12 +18,10 @@ from models.loading import ModelLoadError
 from models.profiles import load_profile
 from models.text import InputError
 
-MAX_BATCH = 16
-BATCH_WAIT_S = 0.01
 
-
-def deployment_class():
-    """The deployment (built on first use, so that importing this module needs no Ray)."""
+def deployment_class(max_batch: int, wait_s: float):
+    """The deployment, batching at most ``max_batch`` requests that arrive within ``wait_s`` (built
+    on first use, so that importing this module needs no Ray)."""
     from ray import serve
 
     @serve.deployment
@@ -34,7 +33,7 @@ def deployment_class():
             self.engine = get_engine(profile)
             self.engine.warm_up(qa=True, summarizer=False)
 
-        @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
+        @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=wait_s)
         async def _read(self, requests: list[tuple]) -> list[tuple]:
             results = self.engine.run_batch(list(requests))
             return [("error", str(r)) if isinstance(r, Exception) else ("ok", r) for r in results]
@@ -94,7 +93,11 @@ def start_replicas(profile: str, replicas: int, address: str = "local", threads:
     from serve.ray_batch import connect
     threads = threads or max(1, (os.cpu_count() or 1) // replicas)
     connect(address, cpus=replicas * threads)
-    app = deployment_class().options(num_replicas=replicas, ray_actor_options={"num_cpus": threads},
-                                     max_ongoing_requests=4 * MAX_BATCH).bind(str(load_profile(profile).path), threads)
+    prof = load_profile(profile)
+    rt = prof.runtime
+    max_batch = max(1, rt.batch_requests)
+    app = deployment_class(max_batch, rt.batch_wait_ms / 1000).options(
+        num_replicas=replicas, ray_actor_options={"num_cpus": threads},
+        max_ongoing_requests=4 * max_batch).bind(str(prof.path), threads)
     handle = serve.run(app, name="article-qa", route_prefix=None)
-    return RayEngine(handle, str(load_profile(profile).path))
+    return RayEngine(handle, str(prof.path))

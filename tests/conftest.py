@@ -60,7 +60,7 @@ def served(tiny_profile):
 # modules that load the shipped readers, Ray, Chromium, ONNX Runtime exports or train: `make test`
 # runs them, `make check` (the working loop: tiny models only) leaves them out
 SLOW_MODULES = {"test_embedded_quality", "test_fast_quality", "test_fast_path", "test_summarize_embedded",
-                "test_ray_batch", "test_train_recipe", "test_backends", "test_web", "test_second_opinion",
+                "test_ray_batch", "test_train_recipe", "test_backends", "test_web",
                 "test_sentence_prior", "test_packaged_base", "test_summary_scorer", "test_repeat_prior"}
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from models.profiles import load_profile
-from models.qa import ExtractiveReader, resolve_runtime
+from models.qa import ExtractiveReader
+from models.runtime import resolve_runtime
 
 QUESTIONS = ["What did Putin give Kim?", "Who is Kim's powerful sister?", "Where was Putin expected to go next?",
              "How much did the limo cost?"]

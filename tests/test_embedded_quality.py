@@ -35,7 +35,8 @@ def test_putin_gave_kim_the_limo(seed_article):
     sentence prior (qa.sentence_prior) prefers the sentence that says what Putin gave Kim."""
     r = predict(seed_article, "What did Putin give Kim?")
     assert r["answer"] is not None and "Aurus limo" in r["answer"], r["answer"]
-    alone = get_engine("embedded").reader.run(seed_article, ["What did Putin give Kim?"], sentence_prior=0.0)[0]
+    alone = get_engine("embedded").reader.read(seed_article, ["What did Putin give Kim?"],
+                                               *get_engine("embedded").reader.sanitize(sentence_prior=0.0))[0]
     assert alone["answer"] == "a grand welcome", alone["answer"]    # what the prior changes
 
 
@@ -127,6 +128,7 @@ def test_a_20000_word_article_still_reads_the_right_window(seed_article, engine)
     gift = predict(article, "What did Putin give Kim?", top_k=3)
     assert gift["answer"] is not None and "Aurus limo" in gift["answer"] and gift["start"] > len(filler), gift["answers"]
     # an article the size of the seed article is read whole: the same windows and answer as with no budget
-    unbudgeted = engine.reader.run(seed_article, ["Who is Kim's powerful sister?"], max_windows=0)[0]
+    unbudgeted = engine.reader.read(seed_article, ["Who is Kim's powerful sister?"],
+                                    *engine.reader.sanitize(max_windows=0))[0]
     budgeted = predict(seed_article, "Who is Kim's powerful sister?")
     assert (budgeted["windows"], budgeted["answer"]) == (unbudgeted["windows"], unbudgeted["answer"])

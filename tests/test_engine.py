@@ -212,7 +212,8 @@ def test_not_found_never_shows_a_candidate_surer_than_the_no_answer(tiny_profile
     prof = load_profile(tiny_profile)
     reader = ExtractiveReader(prof.qa, prof.resolve_model(prof.qa.model))
     reader.warm_up()
-    r = reader.run(seed_article, ["What is the capital of France?"], top_k=5, null_threshold=1e9)[0]
+    r = reader.read(seed_article, ["What is the capital of France?"],
+                    *reader.sanitize(top_k=5, null_threshold=1e9))[0]
     assert r["answer"] is None and r["answers"]
     assert r["score"] == r["no_answer_score"]
     assert all(a["score"] <= 1 - r["score"] + 1e-6 and not a["selected"] for a in r["answers"])

@@ -99,7 +99,7 @@ def test_eval_tool_unknown_set(tmp_path, capsys):
 
 def test_whole_articles_join_each_titles_paragraphs_in_order():
     from eval.sets import whole_articles
-    from models.squad import QAExample
+    from eval.squad import QAExample
     exs = [QAExample("1", "A", "First para.", "q1?", ["First"], [0]),
            QAExample("2", "B", "Other article.", "q2?", ["Other"], [0]),
            QAExample("3", "A", "Second para.", "q3?", ["Second"], [0]),
@@ -112,7 +112,7 @@ def test_whole_articles_join_each_titles_paragraphs_in_order():
 
 
 def test_join_articles_moves_answer_offsets():
-    from models.squad import QAExample, join_articles
+    from eval.squad import QAExample, join_articles
     exs = [QAExample("1", "A", "First para.", "q1?", ["First"], [0]),
            QAExample("3", "A", "Second para.", "q3?", ["para", "Second para"], [7, 0])]
     for e in join_articles(exs):
@@ -121,7 +121,7 @@ def test_join_articles_moves_answer_offsets():
 
 
 def test_long_articles_place_each_article_among_others_with_offsets_moved():
-    from models.squad import QAExample, long_articles
+    from eval.squad import QAExample, long_articles
     exs = [QAExample(f"{t}{i}", t, f"{t} paragraph {i} says {t.lower()}{i} " + "word " * 30, f"q {t}{i}?",
                      [f"{t.lower()}{i}"], [len(f"{t} paragraph {i} says ")])
            for t in "ABCDEFGH" for i in range(2)]

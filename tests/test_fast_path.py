@@ -109,7 +109,7 @@ def test_windows_in_article_survives_cross_request_batching(tiny_profile, tmp_pa
     for one, (batched,) in zip(alone, both):
         assert (batched["windows"], batched["windows_in_article"]) == (one["windows"], one["windows_in_article"])
     assert alone[0]["windows"] == 3 < alone[0]["windows_in_article"]
-    whole = engine.reader.run(seed_article, [q], max_windows=0)[0]
+    whole = engine.reader.read(seed_article, [q], *engine.reader.sanitize(max_windows=0))[0]
     assert alone[1]["windows_in_article"] == whole["windows"] == whole["windows_in_article"]
 
 

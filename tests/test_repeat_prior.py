@@ -37,7 +37,7 @@ def test_reader_weighs_each_candidate_by_its_repeats(tiny_profile):
     reader = ArticleQA(load_profile(tiny_profile))._reader()
     terms = set(query_terms(QUESTION))
     plain = {(a["start"], a["end"]): a["span_score"] for a in reader.run(ARTICLE, [QUESTION], top_k=20)[0]["answers"]}
-    weighed = reader.run(ARTICLE, [QUESTION], top_k=20, repeat_penalty=2.0)[0]["answers"]
+    weighed = reader.read(ARTICLE, [QUESTION], *reader.sanitize(top_k=20, repeat_penalty=2.0))[0]["answers"]
     common = [a for a in weighed if (a["start"], a["end"]) in plain and plain[(a["start"], a["end"])] > 1e-4]
     assert common and any(question_term_count(terms, a["answer"]) for a in common)
     for a in common:
@@ -52,7 +52,7 @@ def test_a_strong_penalty_answers_with_a_span_that_repeats_nothing(tiny_profile)
     # random weights make the spans arbitrary; with these the plain best repeats the question
     assert question_term_count(terms, plain[0]["answer"]) > 0, plain[0]["answer"]
     assert any(question_term_count(terms, a["answer"]) == 0 for a in plain)
-    best = reader.run(ARTICLE, [QUESTION], top_k=20, repeat_penalty=20.0)[0]["answers"][0]
+    best = reader.read(ARTICLE, [QUESTION], *reader.sanitize(top_k=20, repeat_penalty=20.0))[0]["answers"][0]
     assert question_term_count(terms, best["answer"]) == 0, best["answer"]
 
 

@@ -89,12 +89,12 @@ def test_no_prior_leaves_the_reader_as_it_was(tiny_profile, tmp_path):
 
 
 def test_only_sentences_of_candidates_near_the_best_are_embedded(tiny_profile, tmp_path, monkeypatch):
-    from models.qa import PRIOR_MIN_SHARE
+    from models.span_search import PRIOR_MIN_SHARE
     engine = _profile_with_prior(tiny_profile, tmp_path, 2.0)
     reader = engine._reader()
     article = " ".join(f"Paragraph {i} says the harbour of town {i} froze in winter." for i in range(40))
     question = "Which harbour froze?"
-    plain = reader.run(article, [question], top_k=20, sentence_prior=0.0)[0]["answers"]
+    plain = reader.read(article, [question], *reader.sanitize(top_k=20, sentence_prior=0.0))[0]["answers"]
     asked: list[list[str]] = []
     real = reader.question_similarity
 
@@ -119,44 +119,15 @@ def test_batched_requests_get_the_same_prior_as_single_ones(tiny_profile, tmp_pa
     assert [a["span_score"] for a in batched[0][1]["answers"]] == [a["span_score"] for a in single[1]["answers"]]
 
 
-LIKENESS_CALIBRATOR = {   # reads only the sentence's likeness to the question (and the score features at weight 0)
-    "features": ["log_score", "log_share", "log_margin", "similarity"],
-    "right": {"weights": [0.0, 0.0, 0.0, 5.0], "bias": 0.0, "mean": [0.0] * 4, "scale": [1.0] * 4},
-    "null": {"weights": [0.0, 0.0, 0.0, -5.0], "bias": -1.0, "mean": [0.0] * 4, "scale": [1.0] * 4}}
-
-
-def test_a_calibrator_reading_similarity_gets_the_answers_sentence_cosine(tiny_profile, tmp_path):
-    """With the prior off, a calibrator that reads ``similarity`` still has the encoder loaded,
-    and the score shown is its function of the cosine between the question and the answer's
-    sentence, as the encoder computes it."""
+def test_a_sentence_prior_without_an_encoder_is_refused(tiny_profile, tmp_path):
+    """No silent zero: a profile that sets the prior names the encoder it needs."""
     raw = yaml.safe_load(open(tiny_profile))
-    raw["qa"].update(sentence_encoder=MINILM, sentence_prior=0.0, calibrator=LIKENESS_CALIBRATOR,
-                     model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
-    path = tmp_path / "likeness.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    engine = ArticleQA(load_profile(path))
-    reader = engine._reader()
-    assert reader.sentence_encoder is not None
-    question = "What did Putin give Kim?"
-    r = engine.predict_many(ARTICLE, [question], top_k=3)[0]
-    q = reader.sentence_encoder.embed([question])[0]
-    cos = [float(reader.sentence_encoder.embed([a["sentence"]])[0] @ q) for a in r["answers"]]
-    assert r["features"][5] == pytest.approx(cos[0], abs=1e-5)
-    p_null = 1 / (1 + np.exp(1 + 5 * cos[0]))          # the best answer's: no candidate is shown above 1 - it
-    assert r["no_answer_score"] == pytest.approx(p_null, abs=1e-5)
-    for a, c in zip(r["answers"], cos):
-        assert a["score"] == pytest.approx(min(1 / (1 + np.exp(-5 * c)), 1 - p_null), abs=1e-5)
-    assert len(set(cos)) > 1            # the answers come from different sentences: each gets its own
-
-
-def test_a_calibrator_reading_similarity_without_an_encoder_is_refused(tiny_profile, tmp_path):
-    raw = yaml.safe_load(open(tiny_profile))
-    raw["qa"].update(calibrator=LIKENESS_CALIBRATOR, sentence_encoder=None,
+    raw["qa"].update(sentence_prior=4.0, sentence_encoder=None,
                      model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
     path = tmp_path / "no-encoder.yaml"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ModelLoadError, match="qa.sentence_encoder"):
-        ArticleQA(load_profile(path))._reader()
+    with pytest.raises(ValueError, match="qa.sentence_encoder"):
+        load_profile(path)
 
 
 def test_reader_and_summarizer_share_one_encoder_of_the_same_weights(tiny_profile, tmp_path, seed_article):
@@ -177,26 +148,3 @@ def test_reader_and_summarizer_share_one_encoder_of_the_same_weights(tiny_profil
         assert engine.summarizer.encoder.model is not None
         assert engine.summarize(seed_article)["summary"]
         assert engine.predict_many(seed_article, ["What did Putin give Kim?"])[0]["answers"]
-
-
-def test_engine_gives_its_qa_sentence_encoder_even_when_the_reader_does_not_need_it(tiny_profile, tmp_path):
-    """A calibrator being fitted reads the sentence's likeness to the question whenever the profile
-    names an encoder, so ``training.tune`` asks the engine for it: the reader's own when it weighs
-    sentences, a warmed one when it does not, None when the profile names none."""
-    raw = yaml.safe_load(open(tiny_profile))
-    raw["qa"].update(sentence_encoder=MINILM, sentence_prior=0.0,
-                     model=str((load_profile(tiny_profile).path.parent / "tiny-qa").resolve()))
-    path = tmp_path / "named.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    engine = ArticleQA(load_profile(path))
-    engine.warm_up(summarizer=False)
-    assert engine.reader.sentence_encoder is None, "no prior and no calibrator that reads it"
-    encoder = engine.qa_sentence_encoder()
-    assert encoder.model is not None and encoder.embed(["a question"]).shape[0] == 1
-    assert engine.qa_sentence_encoder() is encoder
-    raw["qa"]["sentence_prior"] = 4.0
-    path.write_text(yaml.safe_dump(raw))
-    with_prior = ArticleQA(load_profile(path))
-    with_prior.warm_up(summarizer=False)
-    assert with_prior.qa_sentence_encoder() is with_prior.reader.sentence_encoder
-    assert ArticleQA(load_profile(tiny_profile)).qa_sentence_encoder() is None

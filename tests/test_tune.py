@@ -26,7 +26,7 @@ def test_best_threshold_separates_answerable_from_unanswerable():
 def test_foreign_questions_ask_of_another_titles_paragraph_or_whole_article():
     """The unanswerable groups: each question asked of a paragraph of another article, and of
     another whole article (its paragraphs joined, as the product reads an upload)."""
-    from models.squad import foreign_questions, join_articles, paragraphs_by_title
+    from eval.squad import foreign_questions, join_articles, paragraphs_by_title
     exs = _answerable(SAMPLE)
     paragraphs = paragraphs_by_title(exs)
     docs = join_articles(exs)
@@ -92,19 +92,19 @@ def test_tune_fits_a_calibrator_that_travels_with_the_weights(tiny_profile, tmp_
     assert loaded.qa.null_threshold == report["null_threshold"]
     r = ArticleQA(loaded).predict_many(seed_article, ["What did Putin give Kim?"])[0]
     assert r["calibrated"] and 0.0 <= r["score"] <= 1.0
-    from models.calibration import Calibrator
+    from models.calibration import FEATURES, Calibrator
     cal = Calibrator.from_dict(report["calibrator"])
-    expected = cal.p_right(np.array(r["features"])) if r["answer"] else cal.p_null(np.array(r["features"]))
+    row = np.array([r["features"][f] for f in FEATURES])
+    expected = cal.p_right(row) if r["answer"] else cal.p_null(row)
     assert r["score"] == pytest.approx(expected, abs=1e-5)
 
 
-def test_refit_calibrator_reads_every_group_under_the_profile_with_the_sentences_likeness(tiny_profile, tmp_path):
-    """``--profile``: the calibrator refitted under a profile's own settings, its rows carrying the
-    cosine of the best span's sentence (the profile's sentence encoder), which a calibrator can
-    then be fitted on."""
+def test_refit_calibrator_reads_every_group_under_the_profiles_sentence_prior(tiny_profile, tmp_path):
+    """``--profile``: the calibrator refitted under a profile's own settings: its rows are the
+    spans as the profile ranks them, here with the sentence prior on."""
     import yaml
 
-    from models.calibration import FEATURES, Calibrator
+    from models.calibration import FEATURES
     from training.calibrate import GROUPS
     from training.tune import refit_calibrator
     raw = yaml.safe_load(open(tiny_profile))
@@ -117,15 +117,13 @@ def test_refit_calibrator_reads_every_group_under_the_profile_with_the_sentences
     assert report["sentence_prior"] == 2.0
     assert report["questions"] == len(range(0, sum(1 for _ in _answerable(SAMPLE)), 4))
     assert set(rows["group"].tolist()) == set(range(len(GROUPS)))
-    sim = rows["features"][:, FEATURES.index("similarity")]
-    assert np.isfinite(sim).all() and (np.abs(sim) <= 1 + 1e-5).all() and sim.std() > 0
-    with_sim = Calibrator.fit(rows["features"], rows["right"], rows["unanswerable"],
-                              use=FEATURES[:4] + ("similarity",))
-    assert with_sim.needs_similarity and np.isfinite(with_sim.prob_null(rows["features"])).all()
+    plain = refit_calibrator(tiny_profile, SAMPLE, every=4)["calibration_rows"]
+    assert rows["features"].shape == plain["features"].shape and rows["features"].shape[1] == len(FEATURES)
+    assert not np.allclose(rows["features"][:, 0], plain["features"][:, 0])     # the prior moved the scores
 
 
 def _answerable(path):
-    from models.squad import read_squad
+    from eval.squad import read_squad
     return [e for e in read_squad(path) if e.answers]
 
 

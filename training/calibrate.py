@@ -10,10 +10,21 @@ for an unanswerable question), "unanswerable" is which of the two kinds it was.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from models.calibration import DEFAULT_FEATURES, Calibrator, expected_calibration_error
-from models.squad import QAExample, f1_score
+from eval.metrics import expected_calibration_error
+from eval.squad import QAExample, f1_score
+from models.calibration import FEATURES, Calibrator, Logistic, sigmoid
+
+# sign-constrained: the model's own scores. Each weight of ``right`` on them is kept >= 0 and of
+# ``null`` <= 0, so a span the model scores higher never gets a lower probability of being right
+# (monotone by construction, checked by the tests)
+MONOTONE = ("log_score", "log_share", "log_margin")
+# the share of questions whose answer is not in the article that the no-answer probability
+# assumes: as many as answerable ones, as the null threshold's choice (training.tune) does
+NULL_PRIOR = 0.5
 
 # the row groups training.tune passes, in order (answerable ones first; later groups are appended,
 # so rows saved before a group existed keep their indices)
@@ -26,6 +37,55 @@ GROUPS = ("paragraphs", "articles", "foreign", "near_misses", "near_miss_article
 FIT_GROUPS = ("paragraphs", "articles", "foreign")
 
 
+def fit_logistic(x: np.ndarray, y: np.ndarray, sign: float = 1.0, monotone: np.ndarray | None = None,
+                 l2: float = 1e-3, steps: int = 3000, lr: float = 0.5
+                 ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """Logistic regression by projected gradient descent on standardised features.
+
+    Args:
+        x: (n, features); y: (n,) 0/1 labels.
+        sign: +1 keeps the weights of the ``monotone`` columns >= 0, -1 keeps them <= 0.
+        monotone: (features,) booleans, the sign-constrained columns (default: ``MONOTONE``).
+        l2: ridge penalty on the weights.
+    Returns:
+        (weights, bias, mean, scale) for ``sigmoid(((x - mean) / scale) @ weights + bias)``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = (x - mean) / scale
+    w = np.zeros(z.shape[1])
+    if monotone is None:
+        monotone = np.array([f in MONOTONE for f in FEATURES])
+    monotone = np.asarray(monotone, dtype=bool)
+    b = math.log((y.mean() + 1e-6) / (1 - y.mean() + 1e-6))
+    for _ in range(steps):
+        p = sigmoid(z @ w + b)
+        g = z.T @ (p - y) / len(y) + l2 * w
+        w -= lr * g
+        b -= lr * float((p - y).mean())
+        w[monotone] = np.maximum(w[monotone], 0) if sign > 0 else np.minimum(w[monotone], 0)
+    return w, b, mean, scale
+
+
+def fit(features: np.ndarray, right: np.ndarray, unanswerable: np.ndarray,
+        null_prior: float = NULL_PRIOR) -> Calibrator:
+    """Both regressions fitted on the best span of each development question (``features``: rows
+    of ``FEATURES``).
+
+    ``null`` is then moved from the development set's share of unanswerable questions to
+    ``null_prior`` (a shift of its intercept by the difference in log-odds), so that "not in
+    the article" is said when it is the likelier of the two under that prior: the reader
+    answers when ``p_null < 0.5``."""
+    x = np.asarray(features, dtype=np.float64)
+    right_model = Logistic(*fit_logistic(x, right, +1.0))
+    w, b, mean, scale = fit_logistic(x, unanswerable, -1.0)
+    share = float(np.clip(np.mean(unanswerable), 1e-6, 1 - 1e-6))
+    b += math.log(null_prior / (1 - null_prior)) - math.log(share / (1 - share))
+    return Calibrator(right_model, Logistic(w, b, mean, scale))
+
+
 def calibration_rows(results: list[dict], examples: list[QAExample], answerable: bool
                      ) -> tuple[list[list[float]], list[int], list[int]]:
     """(features, right, unanswerable) of the best span of each result (results without any
@@ -34,7 +94,7 @@ def calibration_rows(results: list[dict], examples: list[QAExample], answerable:
     for r, e in zip(results, examples):
         if not r.get("features"):
             continue
-        feats.append(r["features"])
+        feats.append([r["features"][f] for f in FEATURES])
         best = r["answers"][0]["answer"] if r["answers"] else None
         right.append(int(answerable and f1_score(best, e.answers) >= 0.5))
         unans.append(int(not answerable))
@@ -58,12 +118,12 @@ def calibration_table(answerable: list[tuple[list[dict], list[QAExample]]],
             "unanswerable": np.array(unans), "group": np.array(group)}
 
 
-def fit_on_groups(table: dict[str, np.ndarray], fit_groups: tuple[str, ...] = FIT_GROUPS,
-                  use: tuple[str, ...] = DEFAULT_FEATURES) -> tuple[Calibrator, np.ndarray]:
+def fit_on_groups(table: dict[str, np.ndarray], fit_groups: tuple[str, ...] = FIT_GROUPS
+                  ) -> tuple[Calibrator, np.ndarray]:
     """The calibrator fitted on the rows of ``table`` (``calibration_table``) whose group is in
-    ``fit_groups``, with the features ``use``; returns it and the mask of those rows."""
+    ``fit_groups``; returns it and the mask of those rows."""
     sel = np.isin(table["group"], [GROUPS.index(g) for g in fit_groups])
-    return Calibrator.fit(table["features"][sel], table["right"][sel], table["unanswerable"][sel], use=use), sel
+    return fit(table["features"][sel], table["right"][sel], table["unanswerable"][sel]), sel
 
 
 def fit_calibrator(answerable: list[tuple[list[dict], list[QAExample]]],
@@ -107,8 +167,8 @@ def shown_scores(cal: Calibrator, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.where(answered, np.minimum(p_right, 1.0 - p_null), p_null), answered
 
 
-def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, fit_groups: tuple[int, ...] | None = None,
-                        **fit_kwargs) -> dict[str, dict[str, float]]:
+def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, fit_groups: tuple[int, ...] | None = None
+                        ) -> dict[str, dict[str, float]]:
     """ECE of the shown score (``shown_scores``) and the share refused, by ``folds``-fold
     cross-validation on the development rows, per group (``GROUPS``) and over all of them: the
     out-of-sample view of how well a calibrator of this kind transfers. ``fit_groups``: the
@@ -124,7 +184,7 @@ def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, fit_groups
     score, outcome, refused = np.zeros(len(x)), np.zeros(len(x)), np.zeros(len(x), dtype=bool)
     for k in range(folds):
         test, train = fold == k, (fold != k) & fit_rows
-        cal = Calibrator.fit(x[train], right[train], unans[train], **fit_kwargs)
+        cal = fit(x[train], right[train], unans[train])
         s, answered = shown_scores(cal, x[test])
         score[test] = s
         outcome[test] = np.where(answered, right[test], unans[test])
@@ -136,7 +196,7 @@ def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, fit_groups
 
 
 def main(argv=None) -> None:
-    """``python -m training.calibrate ROWS.npz [--features A,B,...] [--write MODEL_DIR]``: the
+    """``python -m training.calibrate ROWS.npz [--write MODEL_DIR]``: the
     cross-validated ECE of a calibrator on the development rows that ``training.tune --out FILE``
     saved beside its report (FILE with ``.rows.npz``); with ``--write``, the calibrator refitted
     on all the rows of ``--fit-groups`` replaces the one in MODEL_DIR's inference.json (the
@@ -148,20 +208,17 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("rows", help="the .rows.npz file written by `training.tune --out`")
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--features", default=",".join(DEFAULT_FEATURES),
-                   help="comma-separated features the calibrator uses (models.calibration.FEATURES)")
     p.add_argument("--fit-groups", default=",".join(FIT_GROUPS),
                    help=f"comma-separated row groups to fit on ({', '.join(GROUPS)}); all are scored")
     p.add_argument("--write", metavar="MODEL_DIR", help="save the refitted calibrator in MODEL_DIR/inference.json")
     args = p.parse_args(argv)
     table = dict(np.load(args.rows))
-    use = tuple(f.strip() for f in args.features.split(",") if f.strip())
     groups = tuple(GROUPS.index(g.strip()) for g in args.fit_groups.split(",") if g.strip())
-    print(json.dumps({"features": list(use), "fit_groups": [GROUPS[g] for g in groups],
-                      "cross_validated": cross_validated_ece(table, args.folds, fit_groups=groups, use=use)},
+    print(json.dumps({"features": list(FEATURES), "fit_groups": [GROUPS[g] for g in groups],
+                      "cross_validated": cross_validated_ece(table, args.folds, fit_groups=groups)},
                      indent=2))
     if args.write:
-        cal, _ = fit_on_groups(table, tuple(GROUPS[g] for g in groups), use)
+        cal, _ = fit_on_groups(table, tuple(GROUPS[g] for g in groups))
         print(f"wrote {update_inference_settings(args.write, {'calibrator': cal.to_dict()})}")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.squad import QAExample, erase_answers, normalize_answer, read_squad, swap_names, with_distractors
+from eval.squad import QAExample, erase_answers, normalize_answer, read_squad, with_distractors
 from models.windows import Windows, encode_windows, pad_batch
 
 CLS_INDEX = 0
@@ -107,34 +107,26 @@ def training_answer(example: QAExample, choice: str = "first") -> tuple[str, int
 
 def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_stride: int,
                    null_keep: float, unanswerable_frac: float, seed: int,
-                   answer_choice: str = "first", distractors: int = 0, erased_frac: float = 0.0,
-                   swapped_frac: float = 0.0, swappable_only: bool = False) -> Features:
+                   answer_choice: str = "first", distractors: int = 0, erased_frac: float = 0.0) -> Features:
     """Windows with answer labels for training.
 
     Windows that do not hold the answer are labelled no-answer (CLS) and a ``null_keep`` share of
     them is kept. ``unanswerable_frac`` of the questions are also paired with a paragraph of a
     different article, and ``erased_frac`` of them with their own paragraph less the sentences
-    that hold the answer (``models.squad.erase_answers``: near misses, the hard kind), and
-    ``swapped_frac`` of them, where it can be done, are asked of their own paragraph with the names
-    that stand in the answer's sentence swapped or replaced (``models.squad.swap_names``: "What did
-    Kim give Putin?" of "Putin gave Kim a limo"): the first window of each such pair is a
-    no-answer example. With ``swappable_only`` only the questions that ``swap_names`` can change
-    are used (a stage that teaches roles: each such question with its answer and, at
-    ``swapped_frac`` 1, its swapped twin without). Each question is
+    that hold the answer (``eval.squad.erase_answers``: near misses, the hard kind): the first
+    window of each such pair is a no-answer example. Each question is
     trained on one gold answer, picked by ``answer_choice`` (see ``training_answer``), or with
     ``answer_choice="all"`` on every distinct gold span its window holds (``golds``; the loss is
     then the marginal likelihood of any of them, ``marginal_span_loss``).
 
     With ``distractors`` > 0 each question is asked of its paragraph joined with that many other
-    paragraphs of its article (``models.squad.with_distractors``) and *every* window of that
+    paragraphs of its article (``eval.squad.with_distractors``) and *every* window of that
     document is kept, in order, for the shared normalisation (``shared_norm_loss``); ``weight``
     then marks the windows whose own loss counts (the answer's, and a ``null_keep`` share of the
     others).
     """
     rng = random.Random(seed)
     answerable = [e for e in examples if e.answers]
-    if swappable_only:   # judged on one fixed draw; the twin below is drawn anew and, rarely, cannot be made
-        answerable = [e for e in answerable if swap_names(e, random.Random(0)) is not None]
     questions = [e.question for e in answerable]
     asked = with_distractors(answerable, distractors, seed) if distractors else answerable
     contexts = [e.context for e in asked]
@@ -156,12 +148,6 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
             if erased is not None:
                 questions.append(erased.question)
                 contexts.append(erased.context)
-    if swapped_frac > 0:
-        for e in rng.sample(answerable, int(len(answerable) * swapped_frac)):
-            swapped = swap_names(e, rng)
-            if swapped is not None:
-                questions.append(swapped.question)
-                contexts.append(swapped.context)
     win = encode_windows(tokenizer, questions, contexts, max_seq_len, doc_stride)
     keep: list[int] = []
     weight: list[float] = []
@@ -337,12 +323,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--erased-frac", type=float, default=0.0,
                    help="share of questions also asked of their paragraph without the sentences "
                         "holding the answer (no-answer examples with near misses)")
-    p.add_argument("--swapped-frac", type=float, default=0.0,
-                   help="share of questions also asked of their paragraph with the names in the "
-                        "answer's sentence swapped or replaced (no-answer examples that need roles read)")
-    p.add_argument("--swappable-only", action="store_true",
-                   help="train only on the questions whose names can be swapped or replaced "
-                        "(with --swapped-frac 1: each with its no-answer twin)")
     p.add_argument("--answer", choices=["first", "majority", "shortest", "all"], default="first",
                    help="which gold answer to train on when a question has several ('all': any of "
                         "them, marginal likelihood)")
@@ -398,7 +378,7 @@ def main(argv=None) -> None:
     t0 = time.time()
     feats = build_features(examples, tok, args.max_seq_len, args.doc_stride, args.null_keep,
                            args.unanswerable_frac, args.seed, args.answer, args.distractors,
-                           args.erased_frac, args.swapped_frac, args.swappable_only)
+                           args.erased_frac)
     n_null = int((feats.start == CLS_INDEX).sum())
     print(f"{len(examples)} questions -> {len(feats.windows)} windows ({n_null} no-answer) "
           f"in {time.time() - t0:.0f}s", flush=True)

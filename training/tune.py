@@ -8,21 +8,20 @@ maximise the SQuAD v2-style score over both. Before that, the span-length prior
 small grid: the model reads the development set once and each value only re-decodes its logits.
 Last, the window prior (``qa.window_prior``) and the span normalisation (``qa.span_norm``: rank
 spans per window or over the whole article) are chosen together the same way on the development
-questions asked of their whole articles (models.squad.join_articles): the product reads whole
+questions asked of their whole articles (eval.squad.join_articles): the product reads whole
 articles, in several windows, and that is where a confident span in an unrelated window does harm.
 Then, under the chosen settings, the calibrator (models/calibration.py, training/calibrate.py) is
 fitted on the best span of every development question asked of its paragraph and of its whole
 article, and of another article's paragraph for unanswerable ones; questions asked of their own
 paragraph or article less the sentences that hold the answer ("near misses",
-``models.squad.erase_answers``) and of another whole article are scored too, to report how many
+``eval.squad.erase_answers``) and of another whole article are scored too, to report how many
 it refuses (``training.calibrate.FIT_GROUPS`` says why they are not fitted on). ``--write`` saves
 all of it beside the weights (``inference.json``), where every profile using them finds it.
 
 ``--profile NAME`` (``refit_calibrator``) keeps a profile's settings as they are and refits only
-its calibrator, on the same groups decoded as the profile serves them: with its reading budget and,
-when it names a sentence encoder, its sentence prior on, each row then carrying the ``similarity``
-feature (models/calibration.py). Settings chosen after the calibrator (the sentence prior) are
-brought back in step this way. With ``--repeat-penalties``, the repeat prior
+its calibrator, on the same groups decoded as the profile serves them (its reading budget and
+sentence prior on). Settings chosen after the calibrator (the sentence prior) are brought back in
+step this way. With ``--repeat-penalties``, the repeat prior
 (``qa.repeat_penalty``) is chosen first, by mean F1 on the paragraph and whole-article groups, and
 the calibrator is fitted under it; ``--write`` saves both.
 """
@@ -38,7 +37,7 @@ from tqdm import tqdm
 
 from models.profiles import INFERENCE_FILE, QASettings, update_inference_settings
 from models.qa import DecodeParams, ExtractiveReader, WindowParams
-from models.squad import (QAExample, erase_answers, exact_match, f1_score, foreign_questions, join_articles,
+from eval.squad import (QAExample, erase_answers, exact_match, f1_score, foreign_questions, join_articles,
                           read_squad)
 from models.text import Sentence, split_sentences
 from models.windows import Windows
@@ -60,7 +59,6 @@ class ContextLogits:
     start: list[np.ndarray]
     end: list[np.ndarray]
     sentences: list[Sentence]
-    seconds: list[str] | None = None       # the second reader's best span per question, when there is one
 
 
 def read_contexts(reader: ExtractiveReader, examples: list[QAExample], params: WindowParams,
@@ -74,22 +72,20 @@ def read_contexts(reader: ExtractiveReader, examples: list[QAExample], params: W
         windows = reader.preprocess(ctx, [examples[i].question for i in idx], params)
         start, end, _ = reader.forward(windows)
         questions = [examples[i].question for i in idx]
-        out.append(ContextLogits(ctx, idx, questions, windows, start, end, split_sentences(ctx),
-                                 reader.second_answers(ctx, questions)))
+        out.append(ContextLogits(ctx, idx, questions, windows, start, end, split_sentences(ctx)))
     return out
 
 
 def decode(reader: ExtractiveReader, read: list[ContextLogits], n: int, params: DecodeParams) -> list[dict]:
     """Results of the ``n`` examples from their logits, decoded with ``params`` (a window prior
-    needs windows read with ``score_windows``; the sentence prior and a calibrator's similarity
-    use the reader's sentence encoder when it has one, a calibrator's agreement the second
-    reader's answers, read with the contexts)."""
+    needs windows read with ``score_windows``; the sentence prior uses the reader's sentence
+    encoder)."""
     out: list[dict] = [None] * n  # type: ignore[list-item]
     for c in read:
-        similarity = reader.question_similarity(c.questions, params, always=True)
+        similarity = reader.question_similarity(c.questions, params)
         for q, i in enumerate(c.examples):
             out[i] = reader.postprocess(c.context, c.sentences, c.windows, c.start, c.end, q, c.questions[q],
-                                        params, similarity[q], c.seconds[q] if c.seconds else None)
+                                        params, similarity[q])
     return out
 
 
@@ -195,8 +191,7 @@ def tune_null_threshold(model_dir: str | Path, dev_path: str | Path, max_seq_len
 def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: int = 13,
                      repeat_penalties: tuple[float, ...] = ()) -> dict:
     """The calibrator of ``profile``'s reader refitted under the profile's own settings (its
-    decoding settings kept; the sentence prior and the ``similarity`` feature on when the profile
-    has a sentence encoder): every ``every``-th development question, asked of the groups of
+    decoding settings kept, the sentence prior among them): every ``every``-th development question, asked of the groups of
     ``training.calibrate.GROUPS`` (whole articles, foreign ones and erased answers built from the
     whole set first, so a sample's article is the whole article). Returns the report of
     ``tune_null_threshold``'s calibration part: ``calibrator``, ``calibration`` and
@@ -210,12 +205,6 @@ def refit_calibrator(profile: str, dev_path: str | Path, every: int = 1, seed: i
     engine = get_engine(profile)
     engine.warm_up(summarizer=False)
     reader = engine.reader
-    if reader.sentence_encoder is None:
-        # rows carry the similarity feature whenever the profile names an encoder
-        reader.sentence_encoder = engine.qa_sentence_encoder()
-    if reader.second_opinion is None:
-        # and the agreement feature whenever it names a second opinion
-        reader.second_opinion = engine.qa_second_opinion()
     window_params, params = reader.sanitize(top_k=1)
     exs = [e for e in read_squad(dev_path) if e.answers]
     pick = slice(None, None, every)
@@ -311,8 +300,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("model", nargs="?", help="QA model folder (not with --profile)")
     p.add_argument("--profile", help="only refit the calibrator of this profile's reader, under the profile's "
-                                     "settings and sentence encoder (rows carry the similarity feature); "
-                                     "--write saves it beside the profile's QA weights")
+                                     "settings; --write saves it beside the profile's QA weights")
     p.add_argument("--every", type=int, default=1, help="with --profile: every N-th development question")
     p.add_argument("--repeat-penalties", default="",
                    help="with --profile: comma-separated repeat priors (qa.repeat_penalty) to choose from on "

@@ -1,7 +1,7 @@
 """Corpus mode under a failure: kill one Ray Data actor mid-run and check that no row is lost or
 written twice, and that the answers equal an in-process run's.
 
-    python -m eval.corpus_faults --articles A.jsonl --questions Q.txt --reference inproc.jsonl \\
+    python -m serve.corpus_faults --articles A.jsonl --questions Q.txt --reference inproc.jsonl \\
         --profile fast --kill-after 200 --out reports/corpus_faults
 
 Runs ``serve.ray_batch.run_corpus_ray`` (local Ray, 2 single-thread actors) into a fresh file;
@@ -65,7 +65,7 @@ def pairs(path: Path) -> list[tuple]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.corpus_faults", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m serve.corpus_faults", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--articles", required=True)
     p.add_argument("--questions", required=True)

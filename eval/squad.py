@@ -8,7 +8,30 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.text import capitalised_runs, question_names, split_sentences
+from models.text import split_sentences
+
+
+# a name: a run of capitalised words ("U.S", "Kim Jong Un", "Bank of England"); in a question,
+# not its first word; a possessive 's stays out ("Kim's" -> "Kim")
+_NAME = re.compile(r"(?<![\w'’.])[A-Z][\w\-]*(?:\.[A-Z][\w\-]*)*(?: (?:(?:of|the|de|du|la|von|van) )*[A-Z][\w\-]*(?:\.[A-Z][\w\-]*)*)*")
+
+
+def capitalised_runs(text: str, inside_only: bool) -> list[tuple[int, int]]:
+    """Capitalised runs of ``text``; with ``inside_only``, only those a word or comma precedes,
+    so that a capital that merely starts a sentence ("Both", "The") is not taken for a name."""
+    out = []
+    for m in _NAME.finditer(text):
+        before = text[:m.start()].rstrip(" ")
+        if not before or (inside_only and not (before[-1].isalnum() or before[-1] == ",")):
+            continue
+        out.append(m.span())
+    return out
+
+
+def question_names(question: str) -> list[tuple[int, int]]:
+    """Where the names sit in a question: capitalised runs past its first word, their possessive
+    ``'s`` left out (``"What did Kim's sister say?"`` -> ``Kim``)."""
+    return capitalised_runs(question, inside_only=False)
 
 
 @dataclass
