@@ -4,7 +4,9 @@ Scores one or more profiles (``--profiles embedded,hub``) on a QA set (seed, xqu
 xquad-long, xquad-swapped, xquad-foreign, squad-heldout, multispan, seed-lists, or a SQuAD JSON path) or a summarization
 set (seed-summary, cnndm, bbc, xsum, or a JSONL path), prints a table and writes DIR/rows.json,
 DIR/totals.json, DIR/summary.md and DIR/chart.png. ``--every 10`` scores every tenth item,
-``--limit N`` the first N."""
+``--limit N`` the first N. ``--with SECTION.SETTING=VALUE`` (repeatable) scores a variant of the
+profile(s) with that setting changed, as if its YAML said it (``--with qa.sentence_prior=0``): how
+docs/decisions.md re-runs the evidence for a shipped setting."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +17,8 @@ from pathlib import Path
 from eval.report import LIST_COLS, QA_COLS, SUM_COLS, markdown_table, write_report
 from eval.runner import run_qa, run_summaries, summarize_qa, summarize_summaries
 from eval.sets import is_summary_set, load_qa_set, load_summary_set
-from models.engine import get_engine
+from models.engine import ArticleQA, get_engine
+from models.profiles import load_profile
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +32,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="only every K-th question / article (a sample across the whole set), before --limit")
     p.add_argument("--out", default=None, help="report folder (default reports/<set>)")
     p.add_argument("--one-by-one", action="store_true", help="ask questions one at a time, not batched per article")
+    p.add_argument("--with", action="append", default=[], dest="changes", metavar="SECTION.SETTING=VALUE",
+                   help="score the profile with this setting changed (repeatable), e.g. qa.max_windows=0")
     args = p.parse_args(argv)
+    try:
+        changes = parse_changes(args.changes)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.every < 1:
         print("error: --every takes a whole number from 1", file=sys.stderr)
         return 2
@@ -44,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     items = items[:: args.every]
     if args.limit:
         items = items[: args.limit]
-    rows, totals = {}, {}
+    rows, totals, engines = {}, {}, {}
     for prof in profiles:
         try:
-            engine = get_engine(prof)
+            engine = ArticleQA(load_profile(prof, changes)) if changes else get_engine(prof)
+            engines[prof] = engine
             engine.warm_up(qa=not summary, summarizer=summary)
         except Exception as exc:
             print(f"error: profile {prof}: {exc}", file=sys.stderr)
@@ -63,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.set_name == "multispan":       # the seed's list questions beside MultiSpanQA
         seed = load_qa_set("seed-lists")
         for prof in profiles:
-            rows[f"{prof} (seed lists)"] = run_qa(get_engine(prof), seed, desc=f"{prof} seed lists")
+            rows[f"{prof} (seed lists)"] = run_qa(engines[prof], seed, desc=f"{prof} seed lists")
             totals[f"{prof} (seed lists)"] = summarize_qa(rows[f"{prof} (seed lists)"])
             for r in rows[f"{prof} (seed lists)"]:
                 print(f"{prof} | {r['question']} -> " + " | ".join(r["predictions"]))
@@ -72,6 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(totals, SUM_COLS if summary else LIST_COLS if lists else QA_COLS))
     print(f"report: {out}/summary.md, rows.json, chart.png")
     return 0
+
+
+def parse_changes(specs: list[str]) -> dict[str, dict]:
+    """``["qa.max_windows=0", ...]`` -> ``{"qa": {"max_windows": 0}}`` (values read as YAML)."""
+    import yaml
+    out: dict[str, dict] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ValueError(f"--with takes SECTION.SETTING=VALUE (e.g. qa.max_windows=0), not {spec!r}")
+        out.setdefault(section, {})[name] = yaml.safe_load(value)
+    return out
 
 
 if __name__ == "__main__":

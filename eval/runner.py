@@ -46,7 +46,8 @@ def score_row(it: QAItem, r: dict | None, seconds: float, error: str | None) -> 
     row = {"id": it.id, "question": it.question, "kind": it.kind, "prediction": pred, "answers": it.answers,
            "em": exact_match(pred, it.answers) if not error else 0.0,
            "f1": f1_score(pred, it.answers) if not error else 0.0,
-           "score": r["score"] if r else None, "seconds": round(seconds, 4), "error": error}
+           "score": r["score"] if r else None, "windows": r["windows"] if r else None,
+           "seconds": round(seconds, 4), "error": error}
     # what ``score`` claims: the answer is right (F1 >= 0.5), or the article does not hold one
     row["right"] = (bool(it.answers) and row["f1"] >= 0.5 if pred is not None else not it.answers) \
         if not error else False

@@ -188,8 +188,7 @@ def swap_names(example: QAExample, rng: random.Random) -> QAExample | None:
     another name of the paragraph that the answer's sentence does not hold ("What did Vietnam
     give Putin?"). None when neither applies. The result is labelled "no answer"; now and then a
     paragraph does answer the changed question elsewhere (the label is then wrong, the price of
-    making these without a person), so use them as a share of the data (training.train_qa
-    ``--swapped-frac``)."""
+    making these without a person: the ``xquad-swapped`` set counts on it only in aggregate)."""
     if not example.answers:
         return None
     a0 = example.answer_starts[0]

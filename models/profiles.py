@@ -173,12 +173,17 @@ def profile_path(name_or_path: str | os.PathLike | None = None) -> Path:
     return p
 
 
-def load_profile(name_or_path: str | os.PathLike | None = None) -> Profile:
-    """Read and check a profile. Raises ValueError with the file and setting named."""
+def load_profile(name_or_path: str | os.PathLike | None = None,
+                 changes: dict[str, dict[str, Any]] | None = None) -> Profile:
+    """Read and check a profile. ``changes`` (section -> setting -> value) are applied as if the
+    YAML file said them: a variant for an experiment (``python -m eval --with qa.sentence_prior=0``),
+    checked like the file. Raises ValueError with the file and setting named."""
     path = profile_path(name_or_path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a profile is a mapping of sections")
+    for section, settings in (changes or {}).items():
+        raw[section] = {**(raw.get(section) or {}), **settings}
     unknown = set(raw) - {"name", "qa", "summarizer", "runtime", "limits"}
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}")

@@ -92,6 +92,21 @@ def test_eval_every_takes_a_sample_across_the_set(tiny_profile, tmp_path, capsys
     assert "--every" in capsys.readouterr().err
 
 
+def test_eval_with_scores_a_variant_of_the_profile(tiny_profile, tmp_path, capsys):
+    """``--with`` changes a setting as if the YAML said it (checked like the file): here the
+    windows read per question, which the rows report."""
+    args = ["--profile", tiny_profile, "--set", "seed", "--limit", "3"]
+    assert eval_main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert eval_main(args + ["--with", "qa.max_windows=1", "--with", "qa.doc_stride=16",
+                             "--out", str(tmp_path / "b")]) == 0
+    (plain,) = json.loads((tmp_path / "a" / "rows.json").read_text()).values()
+    (variant,) = json.loads((tmp_path / "b" / "rows.json").read_text()).values()
+    assert [r["windows"] for r in variant] == [1, 1, 1] and all(r["windows"] > 1 for r in plain)
+    assert eval_main(args + ["--with", "qa.max_windows", "--out", str(tmp_path / "c")]) == 2
+    assert eval_main(args + ["--with", "qa.no_such_setting=1", "--out", str(tmp_path / "c")]) == 2
+    assert "no_such_setting" in capsys.readouterr().err
+
+
 def test_eval_tool_unknown_set(tmp_path, capsys):
     assert eval_main(["--set", "no-such-set", "--out", str(tmp_path)]) == 2
     assert "Unknown set" in capsys.readouterr().err

@@ -129,7 +129,7 @@ def test_article_is_tokenized_once_for_many_calls(tiny_profile, tmp_path, seed_a
 
 def test_int8_quantization_replaces_linear_layers_and_still_answers(tiny_profile, tmp_path, seed_article):
     import torch
-    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, quantize="int8")))
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path), {"runtime": {"dtype": "int8"}}))
     r = engine.predict_many(seed_article, ["What did Putin give Kim?"])[0]
     assert seed_article[r["start"]:r["end"]] == r["answer"]
     kinds = {type(m).__module__ for m in engine.reader.model.modules()}
@@ -137,11 +137,9 @@ def test_int8_quantization_replaces_linear_layers_and_still_answers(tiny_profile
     assert not any(type(m) is torch.nn.Linear for m in engine.reader.model.modules())
 
 
-def test_unknown_quantize_value_is_a_clear_error(tiny_profile, tmp_path, seed_article):
-    from models.loading import ModelLoadError
-    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, quantize="int4")))
-    with pytest.raises(ModelLoadError, match="quantize"):
-        engine.predict_many(seed_article, ["Who?"])
+def test_unknown_dtype_is_a_clear_error(tiny_profile, tmp_path):
+    with pytest.raises(ValueError, match="runtime.dtype must be"):
+        load_profile(profile_copy(tiny_profile, tmp_path), {"runtime": {"dtype": "int4"}})
 
 
 def test_fast_profile_loads_and_reads_fewer_windows(seed_article):

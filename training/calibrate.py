@@ -30,7 +30,7 @@ NULL_PRIOR = 0.5
 # so rows saved before a group existed keep their indices)
 GROUPS = ("paragraphs", "articles", "foreign", "near_misses", "near_miss_articles", "foreign_articles")
 # the groups the shipped calibrators are fitted on, chosen by cross-validation on the development
-# set (docs/benchmarks.md): fitted on near misses too, the calibrator learns to refuse 70-80% of
+# set (docs/history/benchmarks.md): fitted on near misses too, the calibrator learns to refuse 70-80% of
 # them but also 7-15% of answerable questions, which its features cannot tell apart; fitted on
 # foreign articles too, it refuses 4 points more of them and of near-miss articles but is less
 # well calibrated on answerable articles (ECE +0.012 to +0.020)
