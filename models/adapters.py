@@ -50,6 +50,11 @@ def merge_adapter(model, folder: str | Path):
 
     Returns the plain merged model (no peft wrappers), in the base model's dtype.
     """
+    import warnings
+
     from peft import PeftModel
-    peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
-    return peft_model.merge_and_unload()
+    with warnings.catch_warnings():
+        # peft asks transformers a deprecated question while it wraps the model: not the user's to act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+        return peft_model.merge_and_unload()

@@ -48,7 +48,8 @@ def candidate_dict(article: str, sentences: list[Sentence], c: Candidate, select
             "share": round(min(1.0, c.score / mass), 6) if mass > 0 else 0.0, "start": c.start,
             "end": c.end, "selected": selected,
             "sentence": sent.text(article) if sent else None,
-            "sentence_start": sent.start if sent else None}
+            "sentence_start": sent.start if sent else None,
+            "other_places": [list(p) for p in sorted(c.places)]}
 
 
 def is_list(items: list[Item], best: Candidate | None) -> bool:

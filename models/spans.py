@@ -9,11 +9,11 @@ keeps scores in [0, 1] and one-token answers unchanged.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.text import whole_word_span
+from models.text import answer_key, whole_word_span
 
 CLS_INDEX = 0
 
@@ -30,6 +30,8 @@ class Candidate:
     # the span's probability within its own window: the score before overlapping windows are
     # merged (merge_candidates); defaults to ``score`` for a freshly decoded span
     window_score: float | None = None
+    # where else the article says the same answer (``merge_candidates``): (start, end) of each
+    places: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self):
         if self.window_score is None:
@@ -157,7 +159,8 @@ def repeat_factors(repeats: np.ndarray, weight: float) -> np.ndarray:
 
 def to_candidates(text: str, spans: np.ndarray, scores: np.ndarray, null: np.ndarray,
                   offsets: list[np.ndarray], windows: list[int]) -> list[Candidate]:
-    """Token spans -> character ranges of the original text, widened to whole words."""
+    """Token spans -> character ranges of the original text, widened to whole words; a span
+    without a letter or digit (a lone "." or quote) is no answer and is left out."""
     out = []
     for row, w in enumerate(windows):
         off = offsets[w]
@@ -165,7 +168,7 @@ def to_candidates(text: str, spans: np.ndarray, scores: np.ndarray, null: np.nda
             if sc <= 0:
                 continue
             cs, ce = whole_word_span(text, int(off[s, 0]), int(off[e, 1]))
-            if ce > cs:
+            if ce > cs and any(ch.isalnum() for ch in text[cs:ce]):
                 out.append(Candidate(float(sc), cs, ce, w, float(null[row])))
     return out
 
@@ -174,8 +177,10 @@ def merge_candidates(cands: list[Candidate], text: str, limit: int) -> list[Cand
     """Best first. The same characters found by overlapping windows are one candidate whose score
     is the sum of theirs, capped at 1 (each window's evidence counts, as in the transformers 4 QA
     pipeline); its ``window_score`` and ``null`` stay those of its best window, so the no-answer
-    decision is per window. Then a candidate that overlaps a better one (a nested span) or repeats
-    its text is dropped. Keeps at most ``limit``."""
+    decision is per window. Then a candidate that overlaps a better one (a nested span) is
+    dropped, and one that says the same answer elsewhere (``text.answer_key``: a repeated
+    paragraph, "the tea set" beside "tea set") becomes one of the better one's ``places``. Keeps
+    at most ``limit``."""
     same: dict[tuple[int, int], Candidate] = {}
     for c in sorted(cands, key=lambda c: -c.window_score):
         first = same.get((c.start, c.end))
@@ -186,15 +191,19 @@ def merge_candidates(cands: list[Candidate], text: str, limit: int) -> list[Cand
     for c in same.values():
         c.score = min(c.score, 1.0)
     kept: list[Candidate] = []
-    seen_text: set[str] = set()
+    by_key: dict[str, Candidate] = {}
     for c in sorted(same.values(), key=lambda c: (-c.score, c.start)):
-        key = " ".join(text[c.start:c.end].lower().split())
-        if key in seen_text or any(c.start < k.end and k.start < c.end for k in kept):
+        if any(c.start < k.end and k.start < c.end for k in kept):
             continue
-        kept.append(c)
-        seen_text.add(key)
-        if len(kept) >= limit:
-            break
+        key = answer_key(text[c.start:c.end])
+        if key in by_key:
+            first = by_key[key]
+            if not any(c.start < e and s < c.end for s, e in first.places):
+                first.places.append((c.start, c.end))
+            continue
+        if len(kept) < limit:
+            kept.append(c)
+            by_key[key] = c
     return kept
 
 

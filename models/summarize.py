@@ -228,7 +228,8 @@ class AbstractiveSummarizer(_Summarizer):
         kw.update({k: v for k, v in self.settings.generation.items() if k in _GENERATION_KEYS})
         if max_words:
             kw.pop("max_length", None)
-            kw["max_new_tokens"] = int(max_words * 1.4) + 2
+            # never past the decoder's positions (a long budget on a small model would index past them)
+            kw["max_new_tokens"] = min(int(max_words * 1.4) + 2, self.input_limit - 2)
             kw["min_length"] = min(int(kw.get("min_length", 0)), kw["max_new_tokens"] // 2)
         return kw
 

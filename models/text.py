@@ -195,6 +195,17 @@ _OPEN_CLOSE = {"“": "”", "‘": "’", '"': '"', "(": ")", "[": "]", "«": "
 _TRIM = " \t\r\n\f\v,;:"
 
 
+_ARTICLE_WORDS = frozenset({"a", "an", "the"})
+
+
+def answer_key(text: str) -> str:
+    """What makes two answers the same answer: their words, case, punctuation and the articles
+    a / an / the aside ("The tea set." and "tea set" share a key); "" for a text without a letter
+    or digit."""
+    kept = "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower())
+    return " ".join(w for w in kept.split() if w not in _ARTICLE_WORDS)
+
+
 def whole_word_span(text: str, start: int, end: int) -> tuple[int, int]:
     """Widen a character span to whole words and tidy its edges.
 

@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         import logging
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)     # Gradio's own start-up requests
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()                          # "Loading weights" bars, for each model
         from serve.app import launch, parse_auth
         from models.memory import limit_arenas
         if "MALLOC_ARENA_MAX" not in os.environ:

@@ -26,7 +26,7 @@ CSS = """
   line-height: 1.9; max-height: 70vh; overflow-y: auto; padding: 0.8em; border: 1px solid #ddd;
   border-radius: 6px; font-size: 0.95rem; }
 .aqa mark { background: none; color: inherit; padding: 0 1px; border-radius: 2px; }
-.aqa .qlabel { font-size: 0.7em; font-weight: 700; color: #fff; border-radius: 3px;
+.aqa .qlabel { font-size: 0.7em; font-weight: 700; border-radius: 3px;
   padding: 0 3px; margin-right: 2px; vertical-align: super; white-space: nowrap; }
 .aqa .summary-sentence { text-decoration: underline dotted #666; text-underline-offset: 4px; }
 .aqa .legend { margin: 0.4em 0; display: flex; flex-wrap: wrap; gap: 0.8em; }
@@ -39,6 +39,30 @@ CSS = """
 def colour(q: int) -> str:
     """The colour of question ``q`` (0-based)."""
     return PALETTE[q % len(PALETTE)]
+
+
+def _luminance(hex_colour: str) -> float:
+    """WCAG relative luminance of ``#rrggbb``."""
+    def channel(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def label_text_colour(background: str) -> str:
+    """Black or white, whichever reads better on ``background``."""
+    return max(("#000000", "#ffffff"), key=lambda c: contrast(c, background))
+
+
+def label_style(q: int) -> str:
+    """The style of question ``q``'s label: its colour, and text that reads on it."""
+    return f"background:{colour(q)};color:{label_text_colour(colour(q))}"
 
 
 def mark_id(q: int, a: int) -> str:
@@ -97,7 +121,7 @@ def render_article(article: str, results: list[dict], summary_ranges: list[tuple
 
 
 def _label(q: int) -> str:
-    return f'<span class="qlabel" style="background:{colour(q)}">Q{q + 1}</span>'
+    return f'<span class="qlabel" style="{label_style(q)}">Q{q + 1}</span>'
 
 
 def render_legend(results: list[dict], summary: bool = False) -> str:
@@ -115,7 +139,7 @@ def render_answers(results: list[dict]) -> str:
     with the confidence that the article does not hold the answer."""
     out = []
     for q, r in enumerate(results):
-        head = (f'<h3 id="answer-q{q + 1}"><span class="qlabel" style="background:{colour(q)}">Q{q + 1}</span> '
+        head = (f'<h3 id="answer-q{q + 1}"><span class="qlabel" style="{label_style(q)}">Q{q + 1}</span> '
                 f'{html.escape(r["question"])}</h3>')
         if r["answer"] is None:
             body = (f"<p><strong>{NOT_FOUND}</strong> (confidence {r['score']:.0%} that the article "
@@ -143,9 +167,12 @@ def render_answers(results: list[dict]) -> str:
 
 
 def _link(q: int, j: int, a: dict) -> str:
-    """One selected answer: a link to its mark, with the confidence that it is right."""
+    """One selected answer: a link to its mark, with the confidence that it is right, and how
+    many other places of the article say the same."""
+    n = len(a.get("other_places") or [])
+    places = f' <span class="places">(also in {n} other place{"s" if n > 1 else ""})</span>' if n else ""
     return (f'<a href="#{mark_id(q, j)}" class="answer-link"><strong>{_show(a["answer"])}</strong></a>'
-            f' ({a["score"]:.0%})')
+            f' ({a["score"]:.0%}){places}')
 
 
 def reading_note(result: dict) -> str:

@@ -6,6 +6,7 @@ every core), with the queue's size and concurrency set by the profile's ``limits
 """
 from __future__ import annotations
 
+import contextvars
 import html
 import logging
 import os
@@ -20,6 +21,35 @@ from serve.answer_view import render_answers, render_view
 from serve.upload import html_to_text, looks_like_html, upload_to_text
 
 log = logging.getLogger("article_qa.serve")
+
+# the page's own styles (passed to ``launch``): the hidden box pasted pages travel through, buttons
+# that keep one row, an upload box tall enough for its prompt
+PAGE_CSS = """
+#pasted-html { display: none !important; }
+#length-row button { min-width: 0 !important; }
+#upload { min-height: 120px; }
+"""
+# what the page is launched with, here and in the tests' server
+LAUNCH_OPTIONS = dict(css=PAGE_CSS, ssr_mode=False, footer_links=["api"])
+
+# a page pasted as markup (its source, not its rendered text) goes to the server to become its
+# visible text (``Handlers.pasted``) instead of into the article box; typed text is never rewritten
+PASTE_JS = """() => {
+  const box = document.querySelector('#article textarea');
+  const hidden = document.querySelector('#pasted-html textarea');
+  if (!box || !hidden || box.dataset.pasteWatch) return;
+  box.dataset.pasteWatch = '1';
+  const markup = /^\\s*(<!doctype html|<html|<head|<body|<\\?xml[^>]*>\\s*<html)/i;
+  box.addEventListener('paste', (e) => {
+    const text = (e.clipboardData || window.clipboardData).getData('text/plain') || '';
+    const paragraphs = (text.slice(0, 2048).toLowerCase().match(/<\\/p>/g) || []).length;
+    if (!markup.test(text.slice(0, 512)) && paragraphs < 2) return;
+    e.preventDefault();
+    hidden.value = text + '\\n<!-- pasted ' + Date.now() + ' -->';   // a new value each paste
+    hidden.dispatchEvent(new Event('input', {bubbles: true}));
+  });
+}"""
+
 
 def split_questions(text: str) -> list[str]:
     """One question per non-empty line."""
@@ -70,10 +100,13 @@ class Handlers:
             qs = split_questions(questions_text)
             if not qs:
                 raise InputError("Type a question (one per line).")
-            progress(0.0, desc=f"Reading the article for {len(qs)} question(s)")
+            desc = f"Reading the article for {len(qs)} question(s)"
+            progress(0.0, desc=desc)
+            # the reader may run on the engine's batching thread: report from this event's context
+            event = contextvars.copy_context()
 
             def read(done: int, total: int) -> None:
-                progress((done, total), desc=f"Reading the article for {len(qs)} question(s)", unit="windows")
+                event.run(progress, (done, total), desc=desc, unit="windows")
 
             results = self.engine.predict_many(article, qs, int(top_k), progress=read)
             return "", render_answers(results), render_view(article, results, summary_ranges(summary)), results
@@ -103,13 +136,13 @@ class Handlers:
             return gr.update(), error_message(exc)
 
     @staticmethod
-    def pasted(article: str):
-        """A pasted HTML page becomes its visible text, as an uploaded one does.
-        -> (article text, status message)"""
-        data = (article or "").encode("utf-8", errors="replace")
+    def pasted(raw: str):
+        """A page pasted as HTML becomes the article's visible text, as an uploaded one does
+        (text that is not HTML is the article as pasted). -> (article text, status message)"""
+        data = (raw or "").encode("utf-8", errors="replace")
         if not looks_like_html(data):
-            return gr.update(), ""
-        text = html_to_text(article)
+            return raw or "", ""
+        text = html_to_text(raw)
         return text, f"Pasted HTML was turned into its visible text ({len(text.split()):,} words)."
 
     # API endpoints: the same dicts as the Python API; errors become gr.Error messages
@@ -145,18 +178,19 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
                 article = gr.Textbox(label="Article", lines=14, max_lines=30,
                                      placeholder="Paste an article here, upload a file, or use the example.",
                                      elem_id="article")
+                pasted = gr.Textbox(elem_id="pasted-html", show_label=False, container=False)
                 with gr.Row():
                     upload = gr.File(label="Upload .txt, .md or .html", file_types=[".txt", ".md", ".html", ".htm"],
-                                     type="binary", height=90)
+                                     type="binary", elem_id="upload")
                     example = gr.Button("Use the example article", elem_id="example-btn")
                 upload_msg = gr.Markdown(elem_id="upload-msg")
             with gr.Column(scale=2):
                 words = gr.Slider(*MAX_WORDS_RANGE, value=prof.summarizer.max_words, step=1,
                                   label="Summary length (words)")
-                with gr.Row():
-                    shorter = gr.Button("Shorter")
-                    summarize_btn = gr.Button("Summarize", variant="primary", elem_id="summarize-btn")
-                    longer = gr.Button("Longer")
+                with gr.Row(elem_id="length-row"):
+                    shorter = gr.Button("Shorter", min_width=60, elem_id="shorter-btn")
+                    summarize_btn = gr.Button("Summarize", variant="primary", elem_id="summarize-btn", min_width=60, scale=2)
+                    longer = gr.Button("Longer", min_width=60, elem_id="longer-btn")
                 summary = gr.Markdown(elem_id="summary")
         questions = gr.Textbox(label="Questions (one per line)", lines=3, elem_id="questions",
                                placeholder="What gifts were exchanged?")
@@ -174,22 +208,25 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
         gr.api(h.api_answer, api_name="answer")
         gr.api(h.api_summarize, api_name="summarize")
         private = dict(api_visibility="private")
-        # new input: earlier errors, answers and marks no longer apply
-        cleared = [status_msg, answers, view, results, summary_state]
-        clear = lambda: ("", "", "", [], None)  # noqa: E731
-        article.input(h.pasted, article, [article, upload_msg], queue=False, **private).then(
-            clear, None, cleared, queue=False, **private)
+        # any change of the article (typing, paste, delete, upload, the example, a set from code):
+        # the old article's errors, answers, summary and marks no longer apply
+        cleared = [status_msg, answers, view, results, summary, summary_state]
+        article.change(lambda: ("", "", "", [], "", None), None, cleared, queue=False, **private)
+        article.input(lambda: "", None, upload_msg, queue=False, **private)
+        demo.load(None, None, None, js=PASTE_JS, **private)
+        pasted.change(h.pasted, pasted, [article, upload_msg], queue=False, **private)
         questions.input(lambda: "", None, status_msg, queue=False, **private)
-        example.click(example_article, None, article, **private).then(clear, None, cleared, **private)
-        upload.upload(h.upload, upload, [article, upload_msg], **private).then(clear, None, cleared, **private)
+        example.click(example_article, None, article, **private)
+        upload.upload(h.upload, upload, [article, upload_msg], **private)
         summarize_args = dict(fn=h.summarize, inputs=[article, words, results],
-                              outputs=[status_msg, summary, view, summary_state], **private)
+                              outputs=[status_msg, summary, view, summary_state], show_progress_on=[summary],
+                              **private)
         summarize_btn.click(**summarize_args)
         shorter.click(shorter_budget, words, words, **private).then(**summarize_args)
         longer.click(longer_budget, words, words, **private).then(**summarize_args)
         for event in (ask.click, questions.submit):
             event(h.ask, [article, questions, top_k, summary_state], [status_msg, answers, view, results],
-                  **private).then(None, None, None, js=SCROLL_TO_ANSWERS, **private)
+                  show_progress_on=[answers], **private).then(None, None, None, js=SCROLL_TO_ANSWERS, **private)
     demo.queue(max_size=prof.limits.queue_size, default_concurrency_limit=prof.limits.concurrency)
     return demo
 
@@ -230,6 +267,9 @@ def launch(profile: str, host: str = "127.0.0.1", port: int | None = 7860, preve
     demo = build_app(engine, warm_up(engine))
     auth = auth or auth_from_env()
     demo.launch(server_name=host, server_port=port, share=False, auth=auth,
-                max_file_size=engine.profile.limits.max_upload_bytes, prevent_thread_lock=prevent_thread_lock,
-                footer_links=["api"], ssr_mode=False)
+                max_file_size=engine.profile.limits.max_upload_bytes, prevent_thread_lock=True,
+                quiet=True, **LAUNCH_OPTIONS)
+    print(f"article-qa is ready: open http://{host}:{demo.server_port}/ in a browser (Ctrl+C stops it).", flush=True)
+    if not prevent_thread_lock:
+        demo.block_thread()
     return demo

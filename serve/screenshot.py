@@ -1,6 +1,7 @@
 """Screenshot of the page answering a question on the example article (for the README):
 
     python -m serve.screenshot --profile embedded --question "What gifts were exchanged?" --out docs/screenshot.png
+    python -m serve.screenshot --width 800 --out /tmp/narrow.png      # the layout on a narrow window
 
 Serves the app in-process on a loopback port Gradio finds free and drives Debian's headless chromium with
 Playwright (never a downloaded browser)."""
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="embedded")
     p.add_argument("--question", default="What gifts were exchanged?")
     p.add_argument("--out", default="docs/screenshot.png")
+    p.add_argument("--width", type=int, default=1280, help="the browser window's width in pixels")
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": args.width, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/")
             page.locator("#example-btn").click()
             page.wait_for_function("document.querySelector('#article textarea').value.length > 1000")

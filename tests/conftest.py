@@ -47,12 +47,12 @@ def long_article(words: int = 20000) -> str:
 @pytest.fixture(scope="session")
 def served(tiny_profile):
     from serve.api import get_engine
-    from serve.app import build_app
+    from serve.app import LAUNCH_OPTIONS, build_app
     engine = get_engine(tiny_profile)
     engine.warm_up()
     demo = build_app(engine)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
     yield f"http://127.0.0.1:{port}/", engine
     demo.close()
 
@@ -61,7 +61,8 @@ def served(tiny_profile):
 # runs them, `make check` (the working loop: tiny models only) leaves them out
 SLOW_MODULES = {"test_embedded_quality", "test_fast_quality", "test_fast_path", "test_summarize_embedded",
                 "test_ray_batch", "test_train_recipe", "test_backends", "test_web",
-                "test_sentence_prior", "test_packaged_base", "test_summary_scorer", "test_repeat_prior"}
+                "test_sentence_prior", "test_packaged_base", "test_summary_scorer", "test_repeat_prior",
+                "test_offline", "test_readme"}
 
 
 def pytest_collection_modifyitems(config, items):

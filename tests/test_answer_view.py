@@ -3,6 +3,8 @@ inline and labelled, overlaps showing every question, links to marks, consistent
 import html
 import re
 
+import pytest
+
 from serve.answer_view import answer_marks, reading_note, render_answers, render_article, render_view, segments
 
 ARTICLE = "Putin gave Kim an Aurus limo.\n\nKim gave <b>Putin</b> artworks & a dog."
@@ -79,3 +81,23 @@ def test_a_partly_read_long_article_says_so_beside_the_answer():
     whole = {**budgeted, "windows": 5, "windows_in_article": 5}
     assert reading_note(whole) == "" and "reading-note" not in render_answers([whole])
     assert reading_note(result("Q?", [limo])) == ""        # results without the counts show nothing
+
+
+def test_every_question_label_reads_on_its_colour():
+    """Each label's text meets WCAG AA contrast (4.5) on its question's colour (Q7 on yellow, Q8 on
+    grey included), and the label carries that text colour."""
+    from serve.answer_view import PALETTE, contrast, label_style, label_text_colour
+    for q, bg in enumerate(PALETTE):
+        assert contrast(label_text_colour(bg), bg) >= 4.5, (q, bg)
+        assert f"color:{label_text_colour(bg)}" in label_style(q)
+    assert label_text_colour("#F0E442") == "#000000" and label_text_colour("#0072B2") == "#ffffff"
+    assert contrast("#000000", "#ffffff") == pytest.approx(21.0)
+
+
+def test_an_answer_said_in_several_places_shows_once_with_how_many_others():
+    r = result("What was given?", [(0, 5)])
+    r["answers"][0]["other_places"] = [[10, 15], [20, 25]]
+    shown = render_answers([r])
+    assert shown.count('class="answer-link"') == 1 and "(also in 2 other places)" in shown
+    r["answers"][0]["other_places"] = []
+    assert "other place" not in render_answers([r])

@@ -161,3 +161,36 @@ def test_sentence_prior_keeps_the_most_similar_sentence_and_weighs_the_rest_down
     assert np.array_equal(sentence_prior_factors(sims, 0.0), np.ones(4))
     assert np.array_equal(sentence_prior_factors(np.array([np.nan, np.nan]), 4.0), np.ones(2))
     assert len(sentence_prior_factors(np.array([]), 4.0)) == 0
+
+
+def test_punctuation_alone_is_never_a_candidate():
+    from models.spans import to_candidates
+    text = "Putin came . Kim smiled"
+    offsets = [np.array([[0, 0], [0, 5], [6, 10], [11, 12], [13, 16], [17, 23]])]
+    spans = np.array([[[3, 3], [1, 2]]])
+    cands = to_candidates(text, spans, np.array([[0.6, 0.3]]), np.array([0.1]), offsets, [0])
+    assert [text[c.start:c.end] for c in cands] == ["Putin came"]
+
+
+def test_the_same_answer_in_several_places_is_one_candidate_with_its_other_places():
+    """A repeated paragraph: "the tea set" three times and "Tea set." once are one answer, kept
+    where it scores best, with the other places listed; a different answer stays a candidate."""
+    from models.spans import Candidate, merge_candidates
+    para = "Putin gave Kim the tea set. "
+    text = para * 3 + "Tea set. A dagger."
+    at = [i for i in range(len(text)) if text.startswith("the tea set", i)]
+    cands = [Candidate(0.03, at[1], at[1] + 11, 1, 0.1), Candidate(0.02, at[0], at[0] + 11, 0, 0.1),
+             Candidate(0.02, at[2], at[2] + 11, 2, 0.1), Candidate(0.01, len(para) * 3, len(para) * 3 + 8, 3, 0.1),
+             Candidate(0.015, text.index("A dagger"), len(text) - 1, 3, 0.1)]
+    kept = merge_candidates(cands, text, 5)
+    assert [text[c.start:c.end] for c in kept] == ["the tea set", "A dagger"]
+    assert kept[0].start == at[1] and sorted(kept[0].places) == [(at[0], at[0] + 11), (at[2], at[2] + 11),
+                                                                   (len(para) * 3, len(para) * 3 + 8)]
+    assert kept[1].places == []
+
+
+def test_answer_key():
+    from models.text import answer_key
+    assert answer_key("The tea set.") == answer_key("tea  set") == "tea set"
+    assert answer_key(".") == answer_key("“”") == ""
+    assert answer_key("Kim Yo Jong") != answer_key("Kim")

@@ -58,7 +58,7 @@ def test_pasted_html_becomes_its_visible_text():
                                 "<p>Kim gave art.</p></body></html>")
     assert text == "Putin gave Kim a limo.\n\nKim gave art." and "visible text" in msg
     unchanged, msg = Handlers.pasted("Plain text with a < sign and </p> once.")
-    assert msg == "" and not isinstance(unchanged, str)
+    assert msg == "" and unchanged == "Plain text with a < sign and </p> once."     # as pasted
 
 
 def test_shorter_and_longer_undo_each_other():
@@ -188,6 +188,149 @@ def test_default_binding_is_loopback_without_share(tiny_profile, monkeypatch):
         assert not demo.share and demo.share_url is None
     finally:
         demo.close()
+
+
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make "
+                                    "test installs it with apt-get where it can); never downloading a browser")
+
+
+@pytest.fixture
+def slow_served(tiny_profile):
+    """The page over a tiny reader slowed to a tenth of a second a batch of 4 windows, batching
+    requests as the shipped profiles do (its reader runs on the engine's batching thread)."""
+    import time
+
+    from models.engine import ArticleQA
+    from models.profiles import load_profile
+    from serve.app import LAUNCH_OPTIONS, build_app
+    from tests.helpers import free_port
+    engine = ArticleQA(load_profile(tiny_profile, {"qa": {"batch_size": 4}, "runtime": {"batch_wait_ms": 5}}))
+    engine.warm_up(summarizer=False)
+    engine.reader.model.register_forward_pre_hook(lambda module, args: time.sleep(0.1))
+    demo = build_app(engine)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@needs_chromium
+def test_browser_progress_moves_and_is_drawn_once(slow_served):
+    """During an ask the progress bar shows values strictly between 0 and 100, rising, one bar at a
+    time, and the answers follow."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers import CHROMIUM_ARGS as args
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(slow_served)
+        page.locator("#example-btn").click()
+        page.wait_for_function("document.querySelector('#article textarea').value.length > 1000")
+        page.locator("#questions textarea").fill("Who visited?\nWhat was signed?")
+        page.evaluate("""() => { window.levels = []; window.most = 0;
+            const look = () => {
+                const bars = [...document.querySelectorAll('[role=progressbar]')].filter(b => b.offsetParent);
+                window.most = Math.max(window.most, bars.length);
+                for (const b of bars) {
+                    const w = parseFloat(b.querySelector('.progress-bar')?.style.width || 'NaN');
+                    if (!isNaN(w) && window.levels[window.levels.length - 1] !== w) window.levels.push(w);
+                }
+            };
+            new MutationObserver(look).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                               characterData: true}); }""")
+        page.locator("#ask-btn").click()
+        page.locator("#answers h3").first.wait_for(timeout=120_000)
+        levels, most = page.evaluate("window.levels"), page.evaluate("window.most")
+        browser.close()
+    assert any(0 < v < 100 for v in levels), f"the bar never moved: {levels}"
+    assert levels == sorted(levels), levels
+    assert most == 1, f"{most} progress bars drawn at once"
+
+
+def _answer_and_summarize(page, question: str = "What did Putin give Kim?") -> None:
+    page.locator("#questions textarea").fill(question)
+    page.locator("#ask-btn").click()
+    page.locator("#answers h3").first.wait_for(timeout=60_000)
+    page.locator("#summarize-btn").click()
+    page.locator("#summary p").first.wait_for(timeout=60_000)
+    assert page.locator("#answer-view").count() == 1
+
+
+def _wait_cleared(page) -> None:
+    page.wait_for_function("""() => !document.querySelector('#answers h3') && !document.querySelector('#summary p')
+        && !document.querySelector('#answer-view') && !(document.querySelector('#status')?.innerText.trim())""",
+                           timeout=10_000)
+
+
+@needs_chromium
+def test_browser_every_article_change_clears_the_old_results(served, seed_article, tmp_path):
+    """Typing, pasting, deleting (real key presses), uploading and the example button each clear
+    the old article's answers, summary, marks and errors; pasted HTML becomes its visible text,
+    HTML typed by hand stays as typed."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers import CHROMIUM_ARGS as args
+    url, _ = served
+    other = "Kim gave Putin paintings of the Russian leader.\n\nPutin gave Kim a limousine and a tea set."
+    page_source = ("<html><head><title>Gifts</title><script>alert(1)</script></head><body><nav>Home</nav>"
+                   "<p>Putin gave Kim a limousine.</p><p>Kim gave Putin paintings.</p></body></html>")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                      permissions=["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.goto(url)
+        box = page.locator("#article textarea")
+
+        def paste(text: str) -> None:
+            page.evaluate("t => navigator.clipboard.writeText(t)", text)
+            box.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.press("Control+V")
+
+        page.locator("#example-btn").click()                           # the example button
+        page.wait_for_function("document.querySelector('#article textarea').value.length > 1000")
+        _answer_and_summarize(page)
+        box.click()                                                     # delete: Ctrl+A, Backspace
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Backspace")
+        _wait_cleared(page)
+        page.locator("#summarize-btn").click()                          # its error alone
+        page.wait_for_function("document.querySelector('#status').innerText.includes('empty')")
+        assert page.locator("#answers h3").count() == 0
+        box.click()
+        page.keyboard.type("Putin gave Kim a limousine.")               # typing (clears the error)
+        _wait_cleared(page)
+        _answer_and_summarize(page)
+        paste(other)                                                    # paste
+        _wait_cleared(page)
+        assert box.input_value() == other
+        _answer_and_summarize(page)
+        box.click()
+        page.keyboard.press("End")
+        page.keyboard.type(" More.")                                    # typing
+        _wait_cleared(page)
+        _answer_and_summarize(page)
+        paste(page_source)                                              # a pasted page: its visible text
+        page.wait_for_function("document.querySelector('#article textarea').value.startsWith('Gifts')")
+        _wait_cleared(page)
+        pasted_text = box.input_value()
+        assert "alert" not in pasted_text and "<" not in pasted_text and "Putin gave Kim a limousine." in pasted_text
+        assert "visible text" in page.locator("#upload-msg").inner_text()
+        _answer_and_summarize(page)
+        page.locator("#upload input[type=file]").set_input_files(      # upload
+            files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": other.encode() + b" Uploaded."}])
+        page.wait_for_function("document.querySelector('#article textarea').value.endsWith('Uploaded.')")
+        _wait_cleared(page)
+        box.click()                                                     # HTML typed by hand stays as typed
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Backspace")
+        page.keyboard.type("<html><body><p>Hi</p>")
+        page.wait_for_timeout(1000)
+        typed = box.input_value()
+        browser.close()
+    assert typed == "<html><body><p>Hi</p>"
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it "
