@@ -1,6 +1,7 @@
 """``python -m eval --profile embedded --set seed --out DIR``
 
-Scores one or more profiles (``--profiles embedded,hub``) on a QA set (seed, xquad, xquad-doc,
+``--set html-extraction`` / ``pdf-extraction`` score how article text is read from web pages / PDFs
+(eval/extraction.py). Otherwise: scores one or more profiles (``--profiles embedded,hub``) on a QA set (seed, xquad, xquad-doc,
 xquad-long, xquad-swapped, xquad-foreign, squad-heldout, multispan, seed-lists, or a SQuAD JSON path) or a summarization
 set (seed-summary, cnndm, bbc, xsum, or a JSONL path), prints a table and writes DIR/rows.json,
 DIR/totals.json, DIR/summary.md and DIR/chart.png. ``--every 10`` scores every tenth item,
@@ -43,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.every < 1:
         print("error: --every takes a whole number from 1", file=sys.stderr)
         return 2
+    if args.set_name in ("html-extraction", "pdf-extraction"):     # article text from pages, no model
+        from eval.extraction import pdf_run, run, table
+        text = table(run() if args.set_name == "html-extraction" else pdf_run())
+        out = Path(args.out or f"reports/{args.set_name}")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.md").write_text(text + "\n", encoding="utf-8")
+        print(text)
+        return 0
     profiles = (args.profiles or args.profile or "embedded").split(",")
     out = Path(args.out or f"reports/{Path(args.set_name).stem}")
     summary = is_summary_set(args.set_name)

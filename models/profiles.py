@@ -82,6 +82,10 @@ class Limits:
     max_upload_bytes: int = 5_000_000     # web page uploads
     queue_size: int = 64                  # web requests waiting at most; more are turned away
     concurrency: int = 4                  # web requests handled at once (inference itself is serialised)
+    max_fetch_bytes: int = 10_000_000     # a linked page or PDF (serve/fetch.py)
+    fetch_timeout_s: float = 10.0         # the whole fetch of a link, redirects included
+    max_redirects: int = 5
+    fetch_private_addresses: bool = False  # fetch links to loopback / private / reserved addresses (tests, intranets)
 
 
 @dataclass

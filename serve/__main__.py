@@ -1,6 +1,6 @@
 """Command line: ``python -m serve [--profile P] [--host H] [--port N]`` serves the web page;
 ``python -m serve download --profile hub`` fetches a profile's hub models ahead of time;
-``python -m serve ask "question" [--article FILE]`` answers from the terminal;
+``python -m serve ask "question" [--article FILE | --url LINK]`` answers from the terminal;
 ``python -m serve batch --articles A.jsonl --questions Q.txt --out OUT.jsonl`` answers a corpus."""
 from __future__ import annotations
 
@@ -48,9 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("download", help="fetch the profile's hub models into the Hugging Face cache")
     ask = sub.add_parser("ask", help="answer a question about an article file (default: the seed article)")
     ask.add_argument("question")
-    ask.add_argument("--article", default=str(EXAMPLE_ARTICLE))
+    ask.add_argument("--article", default=str(EXAMPLE_ARTICLE), help="a file: text, HTML page or PDF")
+    ask.add_argument("--url", default=None, help="a link to a web page or PDF (instead of --article)")
     batch = sub.add_parser("batch", help="answer questions for every article of a JSONL corpus (resumable)")
-    batch.add_argument("--articles", required=True, help="JSONL: one {\"id\", \"article\"} a line")
+    batch.add_argument("--articles", required=True,
+                       help="JSONL (one {\"id\", \"article\"} a line) or a folder of .txt, .md, .html and .pdf files")
     batch.add_argument("--questions", required=True, help="text file: one question a line")
     batch.add_argument("--out", required=True, help="JSONL answers; rerunning skips the articles already in it")
     batch.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
@@ -80,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{counts['skipped']} already done, {counts['rows']} rows written to {args.out}")
             return 0
         if args.command == "ask":
-            from serve.api import predict
-            r = predict(Path(args.article).read_bytes(), args.question, profile=args.profile)
+            from serve.api import load_article, predict
+            article = load_article(args.url or args.article, profile=args.profile)
+            if article.header():
+                print(article.header())
+            r = predict(article.text, args.question, profile=args.profile)
             if r["answer"] is None:
                 print(f"Not found in the article ({r['score']:.0%} sure it does not say)")
             else:

@@ -6,6 +6,8 @@ every caller; results are plain dicts, the same ones the web endpoints return.
     r["answer"], r["score"], r["start"], r["end"], r["answers"]
     s = summarize(article)                                  # profile=..., max_words=...
     s["summary"], s["method"], s["sentences"]
+    a = load_article("https://example.org/news/1")          # or a path, or a file's bytes (HTML, PDF, text)
+    a.text, a.title, a.author, a.date
 
 Bad input raises ``models.text.InputError`` (a ValueError) with a message for the user; a model
 that cannot be loaded raises ``models.loading.ModelLoadError`` naming it.
@@ -17,6 +19,7 @@ import os
 from models.engine import ArticleQA, get_engine
 from models.loading import ModelLoadError
 from models.text import InputError
+from serve.sources import load_article
 
 
 def predict(article: str | bytes, question: str, top_k: int | None = None,
@@ -45,4 +48,5 @@ def summarize(article: str | bytes, max_words: int | None = None,
     return get_engine(profile).summarize(article, max_words)
 
 
-__all__ = ["ArticleQA", "get_engine", "predict", "predict_many", "summarize", "InputError", "ModelLoadError"]
+__all__ = ["ArticleQA", "get_engine", "load_article", "predict", "predict_many", "summarize", "InputError",
+           "ModelLoadError"]

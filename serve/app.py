@@ -17,8 +17,9 @@ from models.engine import MAX_WORDS_RANGE, TOP_K_RANGE, ArticleQA, get_engine
 from models.examples import EXAMPLE_QUESTIONS, example_article
 from models.loading import ModelLoadError
 from models.text import InputError
+from models.extract import Extracted, extract_html, looks_like_html
 from serve.answer_view import render_answers, render_view
-from serve.upload import html_to_text, looks_like_html, upload_to_text
+from serve.sources import load_article
 
 log = logging.getLogger("article_qa.serve")
 
@@ -80,6 +81,15 @@ def summary_ranges(s: dict | None) -> list[tuple[int, int]]:
     return [(x["start"], x["end"]) for x in (s or {}).get("sentences") or []]
 
 
+def source_line(article: Extracted, url: str | None = None) -> str:
+    """What the page shows above the article: its title, author and date where the source says,
+    and the link it came from."""
+    parts = [f"**{html.escape(article.title)}**" if article.title else None,
+             html.escape(article.author) if article.author else None, html.escape(article.date) if article.date else None,
+             html.escape(url) if url else None]
+    return " · ".join(p for p in parts if p)
+
+
 def error_message(exc: Exception) -> str:
     return f"**{html.escape(str(exc))}**"
 
@@ -125,15 +135,26 @@ class Handlers:
             return error_message(exc), "", gr.update(), None
 
     def upload(self, data: bytes | None):
-        """-> (article text, status message)"""
+        """An uploaded file (text, HTML page or PDF). -> (article text, status message, source line)"""
         if data is None:
-            return gr.update(), ""
-        lim = self.engine.profile.limits
+            return gr.update(), "", gr.update()
         try:
-            text = upload_to_text(data, lim.max_upload_bytes, lim.max_article_chars)
-            return text, f"Loaded {len(text.split()):,} words from the file."
+            article = load_article(bytes(data), limits=self.engine.profile.limits)
+            return article.text, f"Loaded {len(article.text.split()):,} words from the file.", source_line(article)
         except InputError as exc:
-            return gr.update(), error_message(exc)
+            return gr.update(), error_message(exc), gr.update()
+
+    def link(self, url: str):
+        """A link the user gave (``serve.fetch``'s guards). -> (article text, status message, source line)"""
+        if not (url or "").strip():
+            return gr.update(), error_message(InputError("Type or paste a link (https://...).")), gr.update()
+        try:
+            article = load_article(url.strip(), limits=self.engine.profile.limits)
+            return (article.text, f"Loaded {len(article.text.split()):,} words from the link.",
+                    source_line(article, url.strip()))
+        except InputError as exc:
+            log.info("link refused: %s", exc)
+            return gr.update(), error_message(exc), gr.update()
 
     @staticmethod
     def pasted(raw: str):
@@ -142,7 +163,7 @@ class Handlers:
         data = (raw or "").encode("utf-8", errors="replace")
         if not looks_like_html(data):
             return raw or "", ""
-        text = html_to_text(raw)
+        text = extract_html(raw).text
         return text, f"Pasted HTML was turned into its visible text ({len(text.split()):,} words)."
 
     # API endpoints: the same dicts as the Python API; errors become gr.Error messages
@@ -175,14 +196,19 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
                     f"that each is right. Profile: **{prof.name}**. {status}")
         with gr.Row():
             with gr.Column(scale=3):
+                source = gr.Markdown(elem_id="article-source")
                 article = gr.Textbox(label="Article", lines=14, max_lines=30,
                                      placeholder="Paste an article here, upload a file, or use the example.",
                                      elem_id="article")
                 pasted = gr.Textbox(elem_id="pasted-html", show_label=False, container=False)
                 with gr.Row():
-                    upload = gr.File(label="Upload .txt, .md or .html", file_types=[".txt", ".md", ".html", ".htm"],
-                                     type="binary", elem_id="upload")
+                    upload = gr.File(label="Upload .txt, .md, .html or .pdf",
+                                     file_types=[".txt", ".md", ".html", ".htm", ".pdf"], type="binary", elem_id="upload")
                     example = gr.Button("Use the example article", elem_id="example-btn")
+                with gr.Row():
+                    link = gr.Textbox(label="Or a link to an article (web page or PDF)", placeholder="https://...",
+                                      elem_id="link", scale=4)
+                    fetch_btn = gr.Button("Load", elem_id="load-btn", scale=1, min_width=60)
                 upload_msg = gr.Markdown(elem_id="upload-msg")
             with gr.Column(scale=2):
                 words = gr.Slider(*MAX_WORDS_RANGE, value=prof.summarizer.max_words, step=1,
@@ -216,8 +242,10 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
         demo.load(None, None, None, js=PASTE_JS, **private)
         pasted.change(h.pasted, pasted, [article, upload_msg], queue=False, **private)
         questions.input(lambda: "", None, status_msg, queue=False, **private)
-        example.click(example_article, None, article, **private)
-        upload.upload(h.upload, upload, [article, upload_msg], **private)
+        example.click(lambda: (example_article(), ""), None, [article, source], **private)
+        upload.upload(h.upload, upload, [article, upload_msg, source], **private)
+        for event in (fetch_btn.click, link.submit):
+            event(h.link, link, [article, upload_msg, source], **private)
         summarize_args = dict(fn=h.summarize, inputs=[article, words, results],
                               outputs=[status_msg, summary, view, summary_state], show_progress_on=[summary],
                               **private)

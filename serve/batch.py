@@ -25,9 +25,21 @@ from models.text import InputError
 ROW_FIELDS = ("answer", "score", "start", "end", "sentence")
 
 
+ARTICLE_FILES = (".txt", ".md", ".html", ".htm", ".pdf")
+
+
 def read_articles(path: str | Path) -> Iterator[tuple[str, object]]:
-    """(id, article) per line of a JSONL file; a line that is not a JSON object with an id gives
-    (its line id, an InputError) so that it becomes error rows."""
+    """(id, article) per line of a JSONL file, or per file of a folder (text, HTML pages and
+    PDFs, ``ARTICLE_FILES``; the id is the file name, the article its main text, models.extract);
+    a line or file that cannot be read gives (its id, an InputError) so that it becomes error rows."""
+    if Path(path).is_dir():
+        from models.extract import extract
+        for file in sorted(p for p in Path(path).iterdir() if p.suffix.lower() in ARTICLE_FILES):
+            try:
+                yield file.name, extract(file.read_bytes()).text
+            except InputError as exc:
+                yield file.name, exc
+        return
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():

@@ -62,7 +62,7 @@ def served(tiny_profile):
 SLOW_MODULES = {"test_embedded_quality", "test_fast_quality", "test_fast_path", "test_summarize_embedded",
                 "test_ray_batch", "test_train_recipe", "test_backends", "test_web",
                 "test_sentence_prior", "test_packaged_base", "test_summary_scorer", "test_repeat_prior",
-                "test_offline", "test_readme"}
+                "test_offline", "test_readme", "test_tune"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,7 +7,8 @@ import pytest
 
 from models.text import InputError
 from serve.api import predict, predict_many, summarize
-from serve.upload import upload_to_text
+from models.profiles import Limits
+from serve.sources import load_article
 
 HANG_GUARD_S = 60
 SEED_Q = "What did Putin give Kim?"
@@ -131,8 +132,8 @@ def test_summarize_corpus(tiny_profile, case, article, max_words, expected):
 
 @pytest.mark.parametrize("data,expected", [
     (b"%PDF-1.4 renamed.txt", "PDF"),
-    (b"\x89PNG\r\n\x1a\n renamed.txt", "PDF, an image"),
-    (b"\xff\xd8\xff\xe0 jpeg", "PDF, an image"),
+    (b"\x89PNG\r\n\x1a\n renamed.txt", "an image or an archive"),
+    (b"\xff\xd8\xff\xe0 jpeg", "an image or an archive"),
     (b"\xc3\x28 invalid utf-8", "not UTF-8"),
     (b"<!DOCTYPE html><html><body><p>Only markup " + b"<b>x</b>" * 3 + b"</p></body></html>", "ok"),
     (b"\xef\xbb\xbfBOM then text.", "ok"),
@@ -140,11 +141,11 @@ def test_summarize_corpus(tiny_profile, case, article, max_words, expected):
 ], ids=["pdf", "png", "jpeg", "invalid utf-8", "html", "utf-8 bom", "empty file"])
 def test_upload_corpus(data, expected):
     if expected == "ok":
-        text = upload_to_text(data, 5_000_000, 400_000)
+        text = load_article(data, limits=Limits()).text
         assert "<" not in text and text.strip()
     else:
         with pytest.raises(InputError, match=expected):
-            upload_to_text(data, 5_000_000, 400_000)
+            load_article(data, limits=Limits())
 
 
 WEB_CASES = [

@@ -68,6 +68,7 @@ def synthetic_rows(seed: int = 0, n: int = 900) -> dict[str, np.ndarray]:
     return {"features": x, "right": right, "unanswerable": unans, "group": group}
 
 
+@pytest.mark.slow     # trains: `make test` runs it, `make check` does not
 def test_cross_validated_ece_is_out_of_sample_and_per_group():
     from training.calibrate import cross_validated_ece
     table = synthetic_rows()

@@ -195,3 +195,15 @@ def test_foreign_set_asks_each_question_of_another_whole_article(tmp_path, monke
         title = it.context.split()[0]
         assert it.context == f"{title} paragraph 0 says {title} was founded in 1900.\n\n" \
                              f"{title} paragraph 1 says {title} was founded in 1910.", "the whole article"
+
+
+def test_extraction_metric_on_known_cases():
+    """The article-extraction benchmark's shingle metric: exact text 1/1/1; half the text found,
+    nothing extra: precision 1, recall about a half; page-normalised means."""
+    from eval.extraction import scores, shingle_counts
+    true = "one two three four five six seven eight nine ten"
+    assert shingle_counts(true, true) == (1.0, 0.0, 0.0)
+    tp, fp, fn = shingle_counts(true, "one two three four five six")
+    assert fp == 0 and tp == pytest.approx(3 / 7) and fn == pytest.approx(4 / 7)
+    assert scores([(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)]) == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+    assert shingle_counts("", "") == (0.0, 0.0, 0.0)

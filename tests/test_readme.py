@@ -15,9 +15,17 @@ def test_the_readme_has_its_two_python_examples():
     assert len(blocks) == 2 and "predict(article" in blocks[0] and "Client(" in blocks[1]
 
 
-def test_the_api_example_runs_as_written():
+def test_the_api_example_runs_as_written(monkeypatch):
+    """As written, its link answered by a stand-in for the network (fetching itself is tested in
+    tests/test_sources.py against a local server; tests never reach the internet)."""
+    from serve import sources
+    from serve.fetch import Fetched
+    from tests.test_sources import PAGE
+    asked = []
+    monkeypatch.setattr(sources, "fetch", lambda url, policy: asked.append(url) or Fetched(PAGE.encode(), "text/html", url))
     space: dict = {}
     exec(compile(python_blocks()[0], "README.md", "exec"), space)
+    assert asked == ["https://example.org/news/1"] and space["page"].title == "Gifts at the summit"
     r, rs, s = space["r"], space["rs"], space["s"]
     assert r["answer"] and space["article"][r["start"]:r["end"]] == r["answer"]
     assert len(rs) == 2 and all("answers" in x for x in rs)

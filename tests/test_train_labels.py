@@ -193,6 +193,7 @@ def test_question_batches_keep_each_questions_windows_together():
     assert batches == question_batches(sample, lengths, 16, seed=3, group=4)
 
 
+@pytest.mark.slow     # trains: `make test` runs it, `make check` does not
 def test_training_with_distractors_runs_and_resumes(tmp_path, tiny_profile):
     from safetensors.numpy import load_file
 
@@ -213,6 +214,7 @@ def test_training_with_distractors_runs_and_resumes(tmp_path, tiny_profile):
     assert state["step"] == 4
 
 
+@pytest.mark.slow     # trains: `make test` runs it, `make check` does not
 def test_lora_training_saves_an_adapter_that_resumes_and_continues(tmp_path, tiny_profile):
     """--lora-rank trains an adapter on the frozen base (bf16 autocast where asked), saves it
     with its base's name, resumes from its checkpoint, and a later stage trains it further."""
@@ -310,6 +312,7 @@ def test_swapped_names_change_who_the_question_is_about(seed_article):
                                 ["cold"], [6]), random.Random(0)) is None
 
 
+@pytest.mark.slow     # trains: `make test` runs it, `make check` does not
 def test_training_the_top_layers_leaves_the_rest_as_they_were(tmp_path, tiny_profile):
     """--train-top-layers 1 trains the head and the top layer's adapter only: the lower layers'
     adapter and the embeddings come out of a stage unchanged."""

@@ -9,7 +9,9 @@ import pytest
 
 from serve.api import get_engine, predict_many
 from serve.app import Handlers, longer_budget, shorter_budget, split_questions
-from serve.upload import html_to_text, upload_to_text
+from models.extract import extract_html
+from models.profiles import Limits
+from serve.sources import load_article
 
 from tests.helpers import CHROMIUM  # noqa: E402
 
@@ -79,9 +81,9 @@ def test_upload_handler(tiny_profile):
 
 
 def test_html_and_upload_limits():
-    assert "alert" not in html_to_text("<body><p>a</p><script>alert(1)</script></body>")
+    assert "alert" not in extract_html("<body><p>a</p><script>alert(1)</script></body>").text
     with pytest.raises(ValueError, match="limit"):
-        upload_to_text(b"x" * 101, max_bytes=100, max_chars=1000)
+        load_article(b"x" * 101, limits=Limits(max_upload_bytes=100))
 
 
 def test_split_questions():
