@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from eval.extraction import pdf_of
 from models.examples import example_article
 from models.extract import extract, extract_html
 from models.profiles import Limits
@@ -26,26 +27,8 @@ PAGE = ("<!doctype html><html><head><title>Gifts at the summit</title>"
         "<footer>Copyright 2024. All rights reserved. Subscribe to our newsletter.</footer></body></html>")
 
 
-FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")    # Debian's fonts-dejavu-core
-
-
-def make_pdf(text: str) -> bytes:
-    """A PDF of ``text``, one paragraph after another as a word processor sets them (a Unicode
-    font where the machine has one, so curly quotes stay curly)."""
-    from fpdf import FPDF
-    pdf = FPDF()
-    pdf.set_auto_page_break(True, margin=15)
-    pdf.add_page()
-    if FONT.exists():
-        pdf.add_font("DejaVu", fname=str(FONT))
-        pdf.set_font("DejaVu", size=11)
-    else:
-        pdf.set_font("Helvetica", size=11)
-        text = text.encode("latin-1", "replace").decode("latin-1")
-    for para in text.split("\n\n"):
-        pdf.multi_cell(0, 5, para)
-        pdf.ln(4)
-    return bytes(pdf.output())
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")    # what pdf_of sets text in, where present
+make_pdf = pdf_of          # the PDFs eval --set pdf-extraction reads: paragraphs as a word processor sets them
 
 
 class Site:
