@@ -92,10 +92,24 @@ def plain_html_text(html: str) -> str:
     return text
 
 
+_EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+_HEADING = re.compile(r"^#{1,6}\s+", re.M)
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>])")
+
+
 def _paragraphs(text: str) -> str:
     """One blank line between paragraphs, white space within a line collapsed."""
     lines = [" ".join(line.split()) for line in text.splitlines()]
     return "\n\n".join(line for line in lines if line)
+
+
+def _plain_markdown(text: str) -> str:
+    """trafilatura's formatted text as plain paragraphs: emphasis marks and heading marks
+    dropped, one paragraph a line. (Its plain-text output breaks a line at every inline element,
+    "Putin gave\nKim\na\nlimo", which would split sentences.)"""
+    text = _HEADING.sub("", text)
+    text = _EMPHASIS.sub(lambda m: m.group(2) if m.group(2) is not None else m.group(3), text)
+    return _paragraphs(_ESCAPED.sub(r"\1", text))
 
 
 def extract_html(html: str, url: str | None = None, headline: bool = True) -> Extracted:
@@ -105,8 +119,8 @@ def extract_html(html: str, url: str | None = None, headline: bool = True) -> Ex
     import trafilatura
 
     doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
-                                      include_tables=True, deduplicate=False)
-    text = _paragraphs(doc.text) if doc is not None and doc.text else ""
+                                      include_tables=True, include_formatting=True, deduplicate=False)
+    text = _plain_markdown(doc.text) if doc is not None and doc.text else ""
     if not text:
         return Extracted(plain_html_text(html), kind="html")
     if headline and doc.title and not text.startswith(doc.title):

@@ -191,7 +191,7 @@ def build_app(engine: ArticleQA, status: str = "") -> gr.Blocks:
     h = Handlers(engine)
     prof = engine.profile
     with gr.Blocks(title="article-qa") as demo:
-        gr.Markdown("# article-qa\nPaste or upload an article, read its summary, ask questions. "
+        gr.Markdown("# article-qa\nPaste, upload (text, web page, PDF) or link an article, read its summary, ask questions. "
                     f"Answers are exact spans of the article, marked where they stand, with the chance "
                     f"that each is right. Profile: **{prof.name}**. {status}")
         with gr.Row():

@@ -296,3 +296,14 @@ def test_corpus_mode_reads_a_folder_of_pages_pdfs_and_text(tmp_path, tiny_profil
     questions.write_text("What was given?\n", encoding="utf-8")
     counts = run_corpus(get_engine(tiny_profile), folder, questions, tmp_path / "out.jsonl", progress=False)
     assert counts["rows"] == 4 and counts["errors"] == 1
+
+
+def test_inline_markup_stays_inside_its_sentence():
+    """Bold, italics, links and headings inside the article: words stay on their line, sentences
+    whole, a literal asterisk kept, no formatting marks left."""
+    text = extract_html("<html><body><article><h2>The gifts</h2><p>Putin gave <b>Kim</b> a <i>limo</i> and "
+                        "<a href='/x'>a tea set</a>. Scores were 5 * 3 and a*b.</p><ul><li>one dagger</li></ul>"
+                        "<p>A second paragraph that is long enough for the extractor to keep it.</p>"
+                        "</article></body></html>").text
+    assert "Putin gave Kim a limo and a tea set. Scores were 5 * 3 and a*b." in text.split("\n\n")
+    assert "The gifts" in text.split("\n\n") and "**" not in text and "\\" not in text

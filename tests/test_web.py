@@ -71,12 +71,12 @@ def test_shorter_and_longer_undo_each_other():
 
 def test_upload_handler(tiny_profile):
     h = Handlers(get_engine(tiny_profile))
-    text, msg = h.upload(b"<html><head><title>T</title><style>p{}</style></head><body><p>Hello <b>there</b>.</p>"
-                         b"<script>alert(1)</script><p>Second.</p></body></html>")
-    assert text == "T\n\nHello there.\n\nSecond." and "Loaded" in msg
-    _, msg = h.upload(b"%PDF-1.7 binary")
+    text, msg, source = h.upload(b"<html><head><title>T</title><style>p{}</style></head><body><p>Hello "
+                                 b"<b>there</b>.</p><script>alert(1)</script><p>Second.</p></body></html>")
+    assert text == "T\n\nHello there.\n\nSecond." and "Loaded" in msg and "**T**" in source
+    _, msg, _ = h.upload(b"%PDF-1.7 binary")
     assert "PDF" in msg
-    _, msg = h.upload(b"\xff\xfe\xfd not utf8")
+    _, msg, _ = h.upload(b"\xff\xfe\xfd not utf8")
     assert "UTF-8" in msg
 
 
