@@ -20,6 +20,17 @@ def no_progress(*args, **kwargs) -> None:
     return None
 
 
+def example_page(p, url: str):
+    """(browser, page): Debian's chromium on the served page, the example article loaded."""
+    from tests.helpers import CHROMIUM_ARGS
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    page.locator("#example-btn").click()
+    page.wait_for_function("document.querySelector('#article textarea').value.length > 1000")
+    return browser, page
+
+
 def test_ask_handler_shows_answers_and_marks_them_in_the_article(tiny_profile, seed_article):
     h = Handlers(get_engine(tiny_profile))
     status, answers, view, results = h.ask(seed_article, "What did Putin give Kim?\n\nWho visited?", 3,
@@ -114,13 +125,8 @@ def test_browser_marks_answers_in_place_and_links_to_them(served, seed_article, 
     url, engine = served
     question = "What did Putin give Kim?"
     want = engine.predict_many(seed_article, [question])[0]
-    from tests.helpers import CHROMIUM_ARGS as args
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url)
-        page.locator("#example-btn").click()
-        page.wait_for_function("document.querySelector('#article textarea').value.length > 1000")
+        browser, page = example_page(p, url)
         page.locator("#questions textarea").fill(f"{question}\n{question}")
         page.locator("#ask-btn").click()
         page.locator("#answers h3").first.wait_for(timeout=60_000)
@@ -222,13 +228,8 @@ def test_browser_progress_moves_and_is_drawn_once(slow_served):
     time, and the answers follow."""
     from playwright.sync_api import sync_playwright
 
-    from tests.helpers import CHROMIUM_ARGS as args
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(slow_served)
-        page.locator("#example-btn").click()
-        page.wait_for_function("document.querySelector('#article textarea').value.length > 1000")
+        browser, page = example_page(p, slow_served)
         page.locator("#questions textarea").fill("Who visited?\nWhat was signed?")
         page.evaluate("""() => { window.levels = []; window.most = 0;
             const look = () => {
