@@ -17,7 +17,7 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from models.text import InputError
 
@@ -63,8 +63,8 @@ def check_address(address: str, allow_private: bool) -> None:
         raise InputError(f"Links to private, loopback or reserved addresses ({address}) are not fetched.")
 
 
-def checked_target(url: str, policy: FetchPolicy) -> tuple[str, str, int, str]:
-    """(scheme, host, port, address to connect to) of a link, after every check."""
+def checked_target(url: str, policy: FetchPolicy) -> tuple[SplitResult, int, str]:
+    """(the link's parts, port, address to connect to), after every check."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https"):
         raise InputError("Only http:// and https:// links are fetched.")
@@ -76,7 +76,7 @@ def checked_target(url: str, policy: FetchPolicy) -> tuple[str, str, int, str]:
         raise InputError(f"Could not find {parts.hostname}.")
     for address in addresses:
         check_address(address, policy.allow_private)
-    return parts.scheme, parts.hostname, port, addresses[0]
+    return parts, port, addresses[0]
 
 
 def fetch(url: str, policy: FetchPolicy = FetchPolicy()) -> Fetched:
@@ -87,8 +87,8 @@ def fetch(url: str, policy: FetchPolicy = FetchPolicy()) -> Fetched:
     timeout = httpx.Timeout(policy.timeout_s, connect=min(5.0, policy.timeout_s))
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for _ in range(policy.max_redirects + 1):
-            scheme, host, port, address = checked_target(url, policy)
-            parts = urlsplit(url.strip())
+            parts, port, address = checked_target(url, policy)
+            scheme, host = parts.scheme, parts.hostname
             netloc = f"[{address}]" if ":" in address else address
             target = parts._replace(scheme=scheme, netloc=f"{netloc}:{port}").geturl()
             default_port = port == (443 if scheme == "https" else 80)
