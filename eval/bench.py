@@ -4,11 +4,15 @@ question-answering pipeline, same weights, same windows, same questions, in one 
     python -m eval.bench                    # both shipped readers (mpnet: embedded, minilm: fast)
     python -m eval.bench --models mpnet     # the embedded profile's reader only
     python -m eval.bench --models mpnet,minilm --workloads seed --no-summaries   # the speed table of the README
+    python -m eval.bench --cpu avx2         # only the path of an AVX2-only CPU, on any machine
 
 Besides the anchor, each model runs as the profile runs it ("exact": ``runtime.backend`` and
 ``runtime.dtype`` auto), on each ``--backends`` runtime (default torch-float32, onnx-float32,
 onnx-int8: exact mode's windows on another backend), and with the fast profile's settings
-("fast"). The CPU's flags are printed first: which runtime is fastest depends on them.
+("fast"). The CPU's flags are printed first: which runtime is fastest depends on them. Every
+side runs on each ``--cpu`` path: ``native`` (this CPU as it is) and ``avx2`` (as an AVX2-only CPU,
+``ARTICLE_QA_CPU=avx2``: ``auto``'s choices and torch's kernels held to AVX2, the anchor's too; ONNX
+Runtime cannot be held there, so its sides are left out of that path).
 
 It creates the anchor's virtual environment (``runs/bench/venv-tf4``: torch 2.13.0 CPU and
 transformers 4.57.6) on first use, builds the random-weight models of real shapes it needs
@@ -155,13 +159,20 @@ def workloads() -> dict[str, dict]:
 
 # ---------------------------------------------------------------- workers
 
+def cpu_env(cpu: str) -> dict[str, str]:
+    """Environment of a side on the ``cpu`` path: "native", or "avx2" (an AVX2-only CPU: our
+    variable, and torch's own for the anchor, which does not import ``models``)."""
+    from models.cpu_features import AVX2_TORCH_ENV, CPU_VARIABLE
+    return {CPU_VARIABLE: "avx2", **AVX2_TORCH_ENV} if cpu == "avx2" else {CPU_VARIABLE: "native"}
+
+
 class Worker:
     """A benchmark side in its own process, spoken to in JSON lines."""
 
-    def __init__(self, python: Path, mode: str, init: dict, threads: int):
+    def __init__(self, python: Path, mode: str, init: dict, threads: int, cpu: str = "native"):
         env = dict(os.environ, TOKENIZERS_PARALLELISM="false", TRANSFORMERS_VERBOSITY="error",
-                   HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
-        self.log = open(WORK / f"worker-{mode}.log", "a")
+                   HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore", **cpu_env(cpu))
+        self.log = open(WORK / f"worker-{mode}-{cpu}.log", "a")
         self.proc = subprocess.Popen([str(python), str(WORKER), mode], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      cwd=str(REPO), env=env)
@@ -214,24 +225,28 @@ def summarise_side(seconds: list[float], rss: float) -> dict:
 
 
 def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Path,
-                 backends: list[str] = (), which: tuple[str, ...] = ("seed", "batch", "long")) -> list[dict]:
-    """Each model: the anchor, the engine's exact mode as the profile runs it ("exact", runtime
-    auto), exact mode on each of ``backends`` ("torch-float32", "onnx-int8", ...: same windows,
-    another runtime), and the fast profile's settings."""
+                 backends: list[str] = (), which: tuple[str, ...] = ("seed", "batch", "long"),
+                 cpu: str = "native") -> list[dict]:
+    """Each model on the ``cpu`` path: the anchor, the engine's exact mode as the profile runs it
+    ("exact", runtime auto), exact mode on each of ``backends`` ("torch-float32", "onnx-int8",
+    ...: same windows, another runtime; ONNX sides only on the native path), and the fast
+    profile's settings."""
     rows = []
+    if cpu != "native":
+        backends = [b for b in backends if not b.startswith("onnx")]
     for name, folder in models.items():
         cfg = json.loads((folder / "config.json").read_text())
         dims = (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"])
         exact = engine_profile("embedded", folder, f"{name}-exact")
         fast = engine_profile("fast", folder, f"{name}-fast")
         settings = load_profile(exact).qa         # with what was saved beside the weights
-        sides = {"anchor": Worker(anchor_py, "anchor", {"model": str(folder)}, threads),
-                 "exact": Worker(Path(sys.executable), "engine", {"profile": str(exact)}, threads)}
+        sides = {"anchor": Worker(anchor_py, "anchor", {"model": str(folder)}, threads, cpu),
+                 "exact": Worker(Path(sys.executable), "engine", {"profile": str(exact)}, threads, cpu)}
         for b in backends:
             backend, dtype = b.split("-", 1)
             prof = engine_profile("embedded", folder, f"{name}-{b}", runtime={"backend": backend, "dtype": dtype})
-            sides[f"exact {b}"] = Worker(Path(sys.executable), "engine", {"profile": str(prof)}, threads)
-        sides["fast"] = Worker(Path(sys.executable), "engine", {"profile": str(fast)}, threads)
+            sides[f"exact {b}"] = Worker(Path(sys.executable), "engine", {"profile": str(prof)}, threads, cpu)
+        sides["fast"] = Worker(Path(sys.executable), "engine", {"profile": str(fast)}, threads, cpu)
         try:
             peak = sides["exact"].call({"op": "matmul"})["gflops"]
             common = {"max_seq_len": settings.max_seq_len, "doc_stride": settings.doc_stride,
@@ -249,10 +264,10 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
                 for side, w in sides.items():
                     if side == "anchor" and batch:
                         continue        # the anchor's reference is its sequential run
-                    print(f"  {name:9s} {label:18s} {side} ...", flush=True)
+                    print(f"  [{cpu}] {name:9s} {label:18s} {side} ...", flush=True)
                     out = w.call({"op": "qa", "article": wl[key]["article"], "questions": wl[key]["questions"],
                                   "batch": batch, **common})
-                    row = {"model": name, "workload": label, "side": side, "key": key,
+                    row = {"cpu": cpu, "model": name, "workload": label, "side": side, "key": key,
                            **summarise_side(out["seconds"], out["peak_rss_mb"]),
                            "answers": out["answers"], "window_lengths": out.get("window_lengths"),
                            "matmul_peak_gflops": peak}
@@ -264,7 +279,7 @@ def run_qa_bench(models: dict[str, Path], wl: dict, threads: int, anchor_py: Pat
                         row["runtime"] = out.get("runtime")
                     rows.append(row)
             for row in rows:
-                if row["model"] != name:
+                if row["model"] != name or "latency_ratio" in row:
                     continue
                 ref = anchor_ref[row["key"]]
                 # the anchor reads the same windows as the exact engine (same tokenizer, window
@@ -333,29 +348,31 @@ def run_summary_bench(wl: dict, threads: int, anchor_py: Path) -> list[dict]:
 
 def print_table(qa_rows: list[dict], sum_rows: list[dict]) -> None:
     if qa_rows:
-        print("\n| model | workload | side | p50 s/q | p95 s/q | q/s | vs anchor latency | vs anchor q/s "
+        print("\n| CPU path | model | workload | side | p50 s/q | p95 s/q | q/s | vs anchor latency | vs anchor q/s "
           "| GFLOP/s (share of peak) | peak RSS MB | same top answer |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in qa_rows:
-        print(f"| {r['model']} | {r['workload']} | {r['side']} | {r['p50_s']:.3f} | {r['p95_s']:.3f} "
+        print(f"| {r.get('cpu', 'native')} | {r['model']} | {r['workload']} | {r['side']} | {r['p50_s']:.3f} | {r['p95_s']:.3f} "
               f"| {r['q_per_s']:.2f} | {r['latency_ratio']:.2f}x | {r['throughput_ratio']:.2f}x "
               f"| {r['gflops']:.0f} ({r['share_of_peak']:.0%}) | {r['peak_rss_mb']:.0f} "
               f"| {'-' if r['side'] == 'anchor' else format(r['agreement'], '.0%')} |")
     if qa_rows:
-        runtimes = sorted({f"{r['side']} = {r['runtime']}" for r in qa_rows if r.get("runtime")})
-        print(f"\nmatmul peak (float32, 2048^2): {qa_rows[0]['matmul_peak_gflops']:.0f} GFLOP/s; the anchor runs "
-              f"torch float32; the engine's sides (backend, dtype): {'; '.join(runtimes)}")
+        runtimes = sorted({f"[{r.get('cpu', 'native')}] {r['side']} = {r['runtime']}" for r in qa_rows
+                           if r.get("runtime")})
+        peaks = {r.get("cpu", "native"): r["matmul_peak_gflops"] for r in qa_rows}
+        print(f"\nmatmul peak (float32, 2048^2): {', '.join(f'{c} {g:.0f}' for c, g in peaks.items())} GFLOP/s; "
+              f"the anchor runs torch float32; the engine's sides (backend, dtype): {'; '.join(runtimes)}")
     if sum_rows:
         print("\n| summary | side | seconds | peak RSS MB | vs anchor |\n|---|---|---|---|---|")
         for r in sum_rows:
             ratio = f"{r['ratio']:.2f}x" if "ratio" in r else "-"
             print(f"| {r['summary']} | {r['side']} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | {ratio} |")
-    diffs = [(r["model"], r["workload"], r["side"], d) for r in qa_rows if r["side"] != "anchor"
-             for d in r["differences"]]
+    diffs = [(r.get("cpu", "native"), r["model"], r["workload"], r["side"], d) for r in qa_rows
+             if r["side"] != "anchor" for d in r["differences"]]
     if diffs:
         print("\nTop answers that are not character-identical to the anchor's:")
-        for model, workload, side, d in diffs:
-            print(f"- [{model}, {workload}, {side}] {d['question']!r}: ours {d['ours']!r} ({d['ours_score']:.3f}) "
+        for cpu, model, workload, side, d in diffs:
+            print(f"- [{cpu}, {model}, {workload}, {side}] {d['question']!r}: ours {d['ours']!r} ({d['ours_score']:.3f}) "
                   f"vs anchor {d['anchor']!r} ({d['anchor_score']:.3f}): {d['verdict']}")
 
 
@@ -368,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma list: seed (one by one), batch (predict_many), long (20,000 words)")
     ap.add_argument("--backends", default="torch-float32,onnx-float32,onnx-int8",
                     help="exact mode also run on these BACKEND-DTYPE runtimes ('' for none)")
+    ap.add_argument("--cpu", default="native,avx2",
+                    help="comma list of CPU paths: native (this CPU), avx2 (as an AVX2-only CPU)")
     args = ap.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -377,8 +396,10 @@ def main(argv: list[str] | None = None) -> None:
     wl = workloads()
     print(f"seed article: {len(wl['seed']['article'].split())} words, 30 questions; "
           f"long article: {wl['long']['words']} words, 5 questions", flush=True)
-    qa_rows = run_qa_bench(qa_models(args.models.split(",")), wl, args.threads, anchor_py,
-                           [b for b in args.backends.split(",") if b], tuple(args.workloads.split(",")))
+    models = qa_models(args.models.split(","))
+    qa_rows = [row for cpu in args.cpu.split(",")
+               for row in run_qa_bench(models, wl, args.threads, anchor_py, [b for b in args.backends.split(",") if b],
+                                       tuple(args.workloads.split(",")), cpu)]
     (WORK / "results.json").write_text(json.dumps({"qa": qa_rows}, indent=1))   # kept if summaries fail
     print_table(qa_rows, [])
     sum_rows = [] if args.no_summaries else run_summary_bench(wl, args.threads, anchor_py)

@@ -47,9 +47,20 @@ from models.span_search import question_rows, ranked_candidates
 from models.text import Sentence, split_sentences
 from models.window_select import WordIndex, budgeted_windows
 from models.windows import (ArticleTokens, PairTemplate, Windows, build_windows, concat_windows, pad_batch,
-                            question_ids, tokenize_article)
+                            question_ids, select_windows, tokenize_article)
 
 ARTICLE_CACHE = 8   # recently seen articles whose tokens are kept for the next question
+# windows per forward pass when qa.batch_size is 0: on a CPU a window already fills the cores and
+# bigger batches were slower (docs/decisions.md, "Windows per forward pass"); a GPU wants many
+CPU_WINDOWS_PER_PASS = 2
+GPU_WINDOWS_PER_PASS = 32
+
+
+def windows_per_pass(batch_size: int, device: str) -> int:
+    """``qa.batch_size``, or where it is 0 the measured choice for ``device``."""
+    if batch_size:
+        return batch_size
+    return CPU_WINDOWS_PER_PASS if device == "cpu" else GPU_WINDOWS_PER_PASS
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class WindowParams:
     doc_stride: int
     max_question_len: int
     max_windows: int          # read only each question's best windows by BM25; 0 = all
+    min_relevance: float      # and only windows matching the question at least this share of the best one
     score_windows: bool       # compute each window's BM25 relevance (for the window prior)
 
 
@@ -153,7 +165,7 @@ class ExtractiveReader:
         calibrator = self.calibrator if s.calibrator is self.settings.calibrator else (
             Calibrator.from_dict(s.calibrator) if s.calibrator else None)
         return (WindowParams(s.max_seq_len, s.doc_stride, s.max_question_len, s.max_windows,
-                             bool(s.max_windows or s.window_prior)),
+                             s.min_window_relevance, bool(s.max_windows or s.window_prior or s.min_window_relevance)),
                 DecodeParams(s.top_k, s.max_answer_len, s.length_penalty, s.span_norm, s.window_prior,
                              s.null_threshold, s.list_threshold, s.max_list, calibrator, s.sentence_prior,
                              s.repeat_penalty))
@@ -179,7 +191,9 @@ class ExtractiveReader:
             raise RuntimeError("ExtractiveReader.run() called before warm_up().")
         windows = self.preprocess(article, questions, window_params)
         start, end, hidden = self.forward(windows, progress)
-        return self._decode_request(article, questions, windows, start, end, hidden, 0, decode_params)
+        results = self._decode_request(article, questions, windows, start, end, hidden, 0, decode_params)
+        return self._reread_refused(article, questions, results, window_params, decode_params,
+                                    windows, start, end, hidden, 0)
 
     def run_batch(self, requests: list[tuple[str, list[str], int | None]],
                   progress: list[Callable[[int, int], None] | None] | None = None) -> list[list[dict] | Exception]:
@@ -194,7 +208,7 @@ class ExtractiveReader:
             try:
                 window_params, decode_params = self.sanitize(top_k=top_k)
                 prepared.append((i, article, questions, decode_params,
-                                 self.preprocess(article, questions, window_params)))
+                                 self.preprocess(article, questions, window_params), window_params))
             except Exception as exc:      # reported to its own caller
                 out[i] = exc
         if not prepared:
@@ -209,12 +223,44 @@ class ExtractiveReader:
                     cb(min(n, round(done * n / total)), n)
 
         start, end, hidden = self.forward(windows, report)
-        for (i, article, questions, decode_params, own), offset in zip(prepared, offsets):
+        for (i, article, questions, decode_params, own, window_params), offset in zip(prepared, offsets):
             try:
-                out[i] = self._decode_request(article, questions, windows, start, end, hidden, offset, decode_params)
+                results = self._decode_request(article, questions, windows, start, end, hidden, offset, decode_params)
+                out[i] = self._reread_refused(article, questions, results, window_params, decode_params,
+                                              windows, start, end, hidden, offset)
             except Exception as exc:
                 out[i] = exc
         return out
+
+    def _reread_refused(self, article: str, questions: list[str], results: list[dict], window_params: WindowParams,
+                        decode_params: DecodeParams, windows: Windows, start: list[np.ndarray], end: list[np.ndarray],
+                        hidden: list[np.ndarray] | None, offset: int) -> list[dict]:
+        """``results`` with each question refused on the windows that match it best
+        (``min_relevance`` left others unread) answered again from its whole reading budget:
+        "not in the article" is said only after every window the budget allows was read. The
+        windows already read are not read twice. The questions are questions ``offset`` onwards
+        of ``windows``."""
+        refused = [q for q, r in enumerate(results) if r["answer"] is None and r["windows"] < r["windows_in_article"]]
+        if not window_params.min_relevance or not refused:
+            return results
+        seen = {}
+        for q in refused:
+            for w in question_rows(windows, offset + q):
+                seen[tuple(windows.input_ids[w])] = (start[w], end[w], None if hidden is None else hidden[w])
+        asked = [questions[q] for q in refused]
+        budget = self.preprocess(article, asked, replace(window_params, min_relevance=0.0))
+        unread = np.array([tuple(ids) not in seen for ids in budget.input_ids])
+        if not unread.any():
+            return results
+        more = self.forward(select_windows(budget, unread))
+        read = iter(zip(*more[:2], more[2] if more[2] is not None else [None] * int(unread.sum())))
+        got = [next(read) if new else seen[tuple(ids)] for ids, new in zip(budget.input_ids, unread)]
+        s, e, h = (list(x) for x in zip(*got))
+        again = self._decode_request(article, asked, budget, s, e, None if hidden is None else h, 0, decode_params)
+        results = list(results)
+        for q, r in zip(refused, again):
+            results[q] = r
+        return results
 
     def question_similarity(self, questions: list[str], params: DecodeParams
                             ) -> list[Callable[[list[str]], np.ndarray] | None]:
@@ -242,7 +288,8 @@ class ExtractiveReader:
         """Windows of every question over the article, which is tokenized once (and kept for the
         next few calls). With ``params.score_windows`` each window is scored against its
         question with BM25 (``relevance``: its score over the best of its question's windows):
-        with ``max_windows`` only each question's best windows are read, and with a window
+        with ``max_windows`` only each question's best windows are read (and with
+        ``min_relevance`` only those near the best one's match), and with a window
         prior the spans of a less relevant window are scored down, so that on a long article a
         confident span in a window unrelated to the question does not beat the right one."""
         tokens, index = self.article_tokens(article, params.score_windows)
@@ -250,7 +297,7 @@ class ExtractiveReader:
                                 tokens, params.max_seq_len, params.doc_stride)
         if not params.score_windows:
             return windows
-        return budgeted_windows(windows, index, questions, params.max_windows)
+        return budgeted_windows(windows, index, questions, params.max_windows, params.min_relevance)
 
     def article_tokens(self, article: str, with_index: bool = True) -> tuple[ArticleTokens, WordIndex | None]:
         """The article's tokens (and its word index for BM25 when ``with_index``), from the cache."""
@@ -293,7 +340,7 @@ class ExtractiveReader:
         order = np.argsort([-len(x) for x in windows.input_ids], kind="stable")
         pad = self.tokenizer.pad_token_id or 0
         names = set(self.tokenizer.model_input_names)
-        bs = self.settings.batch_size
+        bs = windows_per_pass(self.settings.batch_size, self.device)
         with torch.inference_mode():
             for b in range(0, len(order), bs):
                 idx = order[b:b + bs]

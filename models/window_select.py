@@ -104,9 +104,14 @@ def best_windows(scores: np.ndarray, keep: int) -> np.ndarray:
     return np.sort(order[:keep])
 
 
-def budgeted_windows(windows: Windows, index: WordIndex, questions: list[str], max_windows: int) -> Windows:
+def budgeted_windows(windows: Windows, index: WordIndex, questions: list[str], max_windows: int,
+                     min_relevance: float = 0.0) -> Windows:
     """``windows`` with each window's BM25 relevance to its question (its score over the best of
-    that question's windows) and, with ``max_windows``, only each question's best windows kept."""
+    that question's windows) and, with ``max_windows``, only each question's best windows kept;
+    with ``min_relevance``, only those of them whose relevance reaches it (the best always does).
+
+    A window matching the question far less than the best one seldom holds the answer (the window
+    prior already scores its spans down), yet costs as much to read as the best one."""
     spans = np.array([[o[m][0, 0], o[m][-1, 1]] if m.any() else [0, 0]
                       for o, m in zip(windows.offsets, windows.context_mask)], dtype=np.int64)
     keep = np.zeros(len(windows), dtype=bool)
@@ -116,5 +121,6 @@ def budgeted_windows(windows: Windows, index: WordIndex, questions: list[str], m
         scores = bm25_scores(index, spans[ws], question)
         if scores.max() > 0:
             relevance[ws] = scores / scores.max()
-        keep[ws[best_windows(scores, max_windows)]] = True
-    return select_windows(windows, keep if max_windows else None, relevance)
+        best = best_windows(scores, max_windows)
+        keep[ws[best[relevance[ws[best]] >= min_relevance]]] = True
+    return select_windows(windows, keep if max_windows or min_relevance else None, relevance)

@@ -117,6 +117,42 @@ def test_auto_picks_the_measured_runtime_that_keeps_the_answers(monkeypatch):
     assert resolve_runtime("onnx", "int8") == ("onnx", "int8")
 
 
+AMX_CPU = frozenset({"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+                     "amx_bf16", "amx_int8", "amx_tile"})
+
+
+def test_forced_avx2_cpu_takes_the_avx2_path(monkeypatch):
+    """ARTICLE_QA_CPU=avx2 on a machine with AMX: the flags, auto's runtime and the int8 graph's
+    weights are those of an AVX2-only CPU; unset, the machine's own."""
+    import models.cpu_features as cf
+    from models.onnx_backend import int8_reduce_range
+    monkeypatch.setattr(cf, "native_cpu_flags", lambda: AMX_CPU)
+    monkeypatch.delenv(cf.CPU_VARIABLE, raising=False)
+    assert resolve_runtime("auto", "auto") == ("torch", "bfloat16")
+    assert not int8_reduce_range()
+    monkeypatch.setenv(cf.CPU_VARIABLE, "avx2")
+    assert cf.cpu_flags() == {"sse4_2", "avx", "avx2", "fma"}
+    assert resolve_runtime("auto", "auto") == ("torch", "float32")
+    assert int8_reduce_range()                 # 7-bit weights: no VNNI on an AVX2 CPU
+    assert "acting as an AVX2-only CPU" in cf.describe_cpu()
+    monkeypatch.setenv(cf.CPU_VARIABLE, "avx3")
+    with pytest.raises(ValueError, match="ARTICLE_QA_CPU must be"):
+        cf.cpu_flags()
+
+
+def test_forced_avx2_cpu_holds_torch_kernels_to_avx2():
+    """A process started with ARTICLE_QA_CPU=avx2 runs torch's AVX2 kernels (or lower, on a CPU
+    without AVX2), whatever this machine has, once it imports ``models``."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
+    code = "import models.runtime, torch; print(torch.backends.cpu.get_cpu_capability())"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "ARTICLE_QA_CPU": "avx2"},
+                         capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert out in ("AVX2", "DEFAULT")
+
+
 def test_onnx_with_bfloat16_is_refused(tmp_path, tiny_profile):
     text = Path(tiny_profile).read_text()
     bad = Path(tiny_profile).with_name("bad-backend.yaml")

@@ -98,6 +98,52 @@ def test_window_selection_reads_only_the_best_windows(tiny_profile, tmp_path):
     assert any(a <= r["start"] and r["end"] <= b for a, b in spans)
 
 
+def test_windows_matching_far_below_the_best_are_not_read(tiny_profile, tmp_path):
+    """qa.min_window_relevance: of the windows the budget allows, only those whose BM25 match is
+    at least that share of the best window's are read; the best one always; a question matching
+    no word of the article reads its budget from the start, as before."""
+    article = long_article(5000)
+    q = "Which limousine gift did the president give?"
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=40, min_window_relevance=0.9)))
+    r = engine.predict_many(article, [q])[0]
+    reader = engine.reader
+    scored = reader.preprocess(article, [q], reader.sanitize(max_windows=10**6, min_window_relevance=0.0)[0])
+    best40 = np.sort(scored.relevance)[::-1][:40]
+    assert r["windows"] == int(np.sum(best40 >= 0.9)) and 1 <= r["windows"] < 40, scored.relevance
+    read = reader.preprocess(article, [q], reader.sanitize()[0])
+    assert read.relevance.min() >= 0.9 and read.relevance.max() == 1.0
+    assert article[r["start"]:r["end"]] == r["answer"]
+    assert any(o[m][0, 0] <= r["start"] and r["end"] <= o[m][-1, 1] for o, m in zip(read.offsets, read.context_mask))
+    unmatched = engine.predict_many(article, ["Xyzzy plugh?"])[0]
+    assert unmatched["windows"] == 40
+
+
+def test_a_question_refused_on_its_best_windows_is_read_over_its_whole_budget(tiny_profile, tmp_path):
+    """"Not in the article" is said only after the whole budget was read: a question refused on
+    the windows that match it best is read again over every window qa.max_windows allows, each
+    window read once, alone or batched with other requests."""
+    article = long_article(5000)
+    q = "Which limousine gift did the president give?"
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=40, min_window_relevance=0.9,
+                                                 null_threshold=1e9)))       # the tiny reader then refuses
+    engine.warm_up(qa=True, summarizer=False)
+    reader = engine.reader
+    best = reader.preprocess(article, [q], reader.sanitize()[0])
+    assert 1 <= len(best) < 40
+    passes = []
+    real = reader.forward
+    reader.forward = lambda w, *a, **k: passes.append(len(w)) or real(w, *a, **k)
+    r = reader.run(article, [q])[0]
+    assert r["answer"] is None and r["windows"] == 40
+    assert passes == [len(best), 40 - len(best)]
+    whole = reader.read(article, [q], *reader.sanitize(min_window_relevance=0.0))[0]
+    assert r["no_answer_score"] == pytest.approx(whole["no_answer_score"], abs=1e-6)
+    assert [a["answer"] for a in r["answers"]] == [a["answer"] for a in whole["answers"]]
+    passes.clear()
+    (batched,), _ = reader.run_batch([(article, [q], None), ("A short one. Kim drove the limousine.", [q], None)])
+    assert batched["windows"] == 40 and batched["no_answer_score"] == pytest.approx(r["no_answer_score"], abs=1e-6)
+
+
 def test_windows_in_article_survives_cross_request_batching(tiny_profile, tmp_path, seed_article):
     """Requests read in the same forward passes (``run_batch``) each report their own article's
     window count, budgeted or not."""
