@@ -43,6 +43,7 @@ class QASettings:
     batch_size: int = 0               # windows per forward pass; 0 = auto (models.qa.windows_per_pass)
     max_windows: int = 0              # read only this many windows per question, chosen by BM25; 0 = all
     min_window_relevance: float = 0.0  # and only windows whose BM25 match is at least this share of the best window's; 0 = any
+    reread_below: float = 0.6         # with min_window_relevance: a question refused, or answered below this score, is read again over its whole budget
     window_prior: float = 0.0         # spans of a window with r x the best BM25 match score x exp(-window_prior * (1 - r))
     span_norm: str = "window"         # "window": a span's probability within its window; "article": over all windows (spans.article_norm_factors)
     sentence_encoder: str | None = None  # sentence-transformers encoder for the sentence prior (hub id, folder or package:...)
@@ -208,12 +209,13 @@ def load_profile(name_or_path: str | os.PathLike | None = None,
     q = prof.qa
     if not 32 <= q.max_seq_len <= 4096 or not 0 <= q.doc_stride < q.max_seq_len // 2 or q.max_answer_len < 1 \
             or not 0 <= q.length_penalty <= 5 or not 0 <= q.window_prior <= 50 or not 0 <= q.sentence_prior <= 100 \
-            or not 0 <= q.repeat_penalty <= 20 or not 0 <= q.min_window_relevance <= 1:
+            or not 0 <= q.repeat_penalty <= 20 or not 0 <= q.min_window_relevance <= 1 \
+            or not 0 <= q.reread_below <= 1:
         raise ValueError(f"{path}: need 32 <= qa.max_seq_len <= 4096, 0 <= qa.doc_stride < max_seq_len/2, "
                          f"qa.max_answer_len >= 1, 0 <= qa.length_penalty <= 5, 0 <= qa.window_prior <= 50, "
-                         f"0 <= qa.sentence_prior <= 100, 0 <= qa.repeat_penalty <= 20, 0 <= qa.min_window_relevance <= 1 "
+                         f"0 <= qa.sentence_prior <= 100, 0 <= qa.repeat_penalty <= 20, 0 <= qa.min_window_relevance, reread_below <= 1 "
                          f"(got {q.max_seq_len}, {q.doc_stride}, {q.max_answer_len}, {q.length_penalty}, "
-                         f"{q.window_prior}, {q.sentence_prior}, {q.repeat_penalty}, {q.min_window_relevance})")
+                         f"{q.window_prior}, {q.sentence_prior}, {q.repeat_penalty}, {q.min_window_relevance}, {q.reread_below})")
     if q.sentence_prior and not q.sentence_encoder:
         raise ValueError(f"{path}: qa.sentence_prior {q.sentence_prior} needs qa.sentence_encoder (the encoder "
                          f"that compares sentences with the question); set one, or qa.sentence_prior: 0")

@@ -72,6 +72,7 @@ class WindowParams:
     max_question_len: int
     max_windows: int          # read only each question's best windows by BM25; 0 = all
     min_relevance: float      # and only windows matching the question at least this share of the best one
+    reread_below: float       # then a question refused or answered below this score is read over its whole budget
     score_windows: bool       # compute each window's BM25 relevance (for the window prior)
 
 
@@ -165,7 +166,8 @@ class ExtractiveReader:
         calibrator = self.calibrator if s.calibrator is self.settings.calibrator else (
             Calibrator.from_dict(s.calibrator) if s.calibrator else None)
         return (WindowParams(s.max_seq_len, s.doc_stride, s.max_question_len, s.max_windows,
-                             s.min_window_relevance, bool(s.max_windows or s.window_prior or s.min_window_relevance)),
+                             s.min_window_relevance, s.reread_below,
+                             bool(s.max_windows or s.window_prior or s.min_window_relevance)),
                 DecodeParams(s.top_k, s.max_answer_len, s.length_penalty, s.span_norm, s.window_prior,
                              s.null_threshold, s.list_threshold, s.max_list, calibrator, s.sentence_prior,
                              s.repeat_penalty))
@@ -192,7 +194,7 @@ class ExtractiveReader:
         windows = self.preprocess(article, questions, window_params)
         start, end, hidden = self.forward(windows, progress)
         results = self._decode_request(article, questions, windows, start, end, hidden, 0, decode_params)
-        return self._reread_refused(article, questions, results, window_params, decode_params,
+        return self._reread_unsure(article, questions, results, window_params, decode_params,
                                     windows, start, end, hidden, 0)
 
     def run_batch(self, requests: list[tuple[str, list[str], int | None]],
@@ -226,28 +228,29 @@ class ExtractiveReader:
         for (i, article, questions, decode_params, own, window_params), offset in zip(prepared, offsets):
             try:
                 results = self._decode_request(article, questions, windows, start, end, hidden, offset, decode_params)
-                out[i] = self._reread_refused(article, questions, results, window_params, decode_params,
+                out[i] = self._reread_unsure(article, questions, results, window_params, decode_params,
                                               windows, start, end, hidden, offset)
             except Exception as exc:
                 out[i] = exc
         return out
 
-    def _reread_refused(self, article: str, questions: list[str], results: list[dict], window_params: WindowParams,
+    def _reread_unsure(self, article: str, questions: list[str], results: list[dict], window_params: WindowParams,
                         decode_params: DecodeParams, windows: Windows, start: list[np.ndarray], end: list[np.ndarray],
                         hidden: list[np.ndarray] | None, offset: int) -> list[dict]:
-        """``results`` with each question refused on the windows that match it best
-        (``min_relevance`` left others unread) answered again from its whole reading budget:
-        "not in the article" is said only after every window the budget allows was read. The
-        windows already read are not read twice. The questions are questions ``offset`` onwards
-        of ``windows``."""
-        refused = [q for q, r in enumerate(results) if r["answer"] is None and r["windows"] < r["windows_in_article"]]
-        if not window_params.min_relevance or not refused:
+        """``results`` with each question refused, or answered below ``reread_below``, on the
+        windows that match it best (``min_relevance`` left others unread) answered again from its
+        whole reading budget: "not in the article", or an unsure answer, is given only after
+        every window the budget allows was read. The windows already read are not read twice.
+        The questions are questions ``offset`` onwards of ``windows``."""
+        unsure = [q for q, r in enumerate(results) if r["windows"] < r["windows_in_article"]
+                   and (r["answer"] is None or r["score"] < window_params.reread_below)]
+        if not window_params.min_relevance or not unsure:
             return results
         seen = {}
-        for q in refused:
+        for q in unsure:
             for w in question_rows(windows, offset + q):
                 seen[tuple(windows.input_ids[w])] = (start[w], end[w], None if hidden is None else hidden[w])
-        asked = [questions[q] for q in refused]
+        asked = [questions[q] for q in unsure]
         budget = self.preprocess(article, asked, replace(window_params, min_relevance=0.0))
         unread = np.array([tuple(ids) not in seen for ids in budget.input_ids])
         if not unread.any():
@@ -258,7 +261,7 @@ class ExtractiveReader:
         s, e, h = (list(x) for x in zip(*got))
         again = self._decode_request(article, asked, budget, s, e, None if hidden is None else h, 0, decode_params)
         results = list(results)
-        for q, r in zip(refused, again):
+        for q, r in zip(unsure, again):
             results[q] = r
         return results
 

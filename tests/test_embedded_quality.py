@@ -121,7 +121,7 @@ def test_a_20000_word_article_still_reads_the_right_window(seed_article, engine)
     article = filler + "\n\n" + seed_article
     budget = engine.profile.qa.max_windows
     r = predict(article, "Who is Kim's powerful sister?")
-    assert 0 < budget < 20 and r["windows"] == budget and r["windows_in_article"] > 80
+    assert 0 < budget < 20 and 1 <= r["windows"] <= budget and r["windows_in_article"] > 80
     assert r["answer"] is not None and "Kim Yo Jong" in r["answer"] and r["start"] > len(filler), r["answer"]
     # the flagship question reads the gift paragraph's window and, with the sentence prior, answers
     # with the limo from the seed part

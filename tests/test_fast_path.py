@@ -104,7 +104,8 @@ def test_windows_matching_far_below_the_best_are_not_read(tiny_profile, tmp_path
     no word of the article reads its budget from the start, as before."""
     article = long_article(5000)
     q = "Which limousine gift did the president give?"
-    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=40, min_window_relevance=0.9)))
+    engine = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=40, min_window_relevance=0.9,
+                                                 reread_below=0.0)))     # keep the tiny reader's unsure answers
     r = engine.predict_many(article, [q])[0]
     reader = engine.reader
     scored = reader.preprocess(article, [q], reader.sanitize(max_windows=10**6, min_window_relevance=0.0)[0])
@@ -119,7 +120,7 @@ def test_windows_matching_far_below_the_best_are_not_read(tiny_profile, tmp_path
 
 
 def test_a_question_refused_on_its_best_windows_is_read_over_its_whole_budget(tiny_profile, tmp_path):
-    """"Not in the article" is said only after the whole budget was read: a question refused on
+    """"Not in the article" (or an unsure answer) is given only after the whole budget was read: a question refused on
     the windows that match it best is read again over every window qa.max_windows allows, each
     window read once, alone or batched with other requests."""
     article = long_article(5000)
@@ -142,6 +143,14 @@ def test_a_question_refused_on_its_best_windows_is_read_over_its_whole_budget(ti
     passes.clear()
     (batched,), _ = reader.run_batch([(article, [q], None), ("A short one. Kim drove the limousine.", [q], None)])
     assert batched["windows"] == 40 and batched["no_answer_score"] == pytest.approx(r["no_answer_score"], abs=1e-6)
+    # an answer below qa.reread_below is re-read the same way; one above it is kept
+    sure = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=40, min_window_relevance=0.9,
+                                               reread_below=0.0)))
+    unsure = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=40, min_window_relevance=0.9,
+                                                 reread_below=1.0)))
+    kept, reread = sure.predict_many(article, [q])[0], unsure.predict_many(article, [q])[0]
+    assert kept["answer"] is not None and kept["score"] < 1.0       # the tiny reader always answers, unsure
+    assert kept["windows"] == len(best) and reread["windows"] == 40
 
 
 def test_windows_in_article_survives_cross_request_batching(tiny_profile, tmp_path, seed_article):
