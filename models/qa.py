@@ -242,23 +242,25 @@ class ExtractiveReader:
         whole reading budget: "not in the article", or an unsure answer, is given only after
         every window the budget allows was read. The windows already read are not read twice.
         The questions are questions ``offset`` onwards of ``windows``."""
-        unsure = [q for q, r in enumerate(results) if r["windows"] < r["windows_in_article"]
-                   and (r["answer"] is None or r["score"] < window_params.reread_below)]
-        if not window_params.min_relevance or not unsure:
+        if not window_params.min_relevance:
             return results
-        seen = {}
-        for q in unsure:
-            for w in question_rows(windows, offset + q):
-                seen[tuple(windows.input_ids[w])] = (start[w], end[w], None if hidden is None else hidden[w])
+        unsure = [q for q, r in enumerate(results) if r["windows"] < r["windows_in_article"]
+                  and (r["answer"] is None or r["score"] < window_params.reread_below)]
+        if not unsure:
+            return results
+        # each window's logits (and states) by its token ids: a window already read is reused
+        read = {tuple(windows.input_ids[w]): (start[w], end[w], None if hidden is None else hidden[w])
+                for q in unsure for w in question_rows(windows, offset + q)}
         asked = [questions[q] for q in unsure]
         budget = self.preprocess(article, asked, replace(window_params, min_relevance=0.0))
-        unread = np.array([tuple(ids) not in seen for ids in budget.input_ids])
+        unread = np.array([tuple(ids) not in read for ids in budget.input_ids])
         if not unread.any():
             return results
-        more = self.forward(select_windows(budget, unread))
-        read = iter(zip(*more[:2], more[2] if more[2] is not None else [None] * int(unread.sum())))
-        got = [next(read) if new else seen[tuple(ids)] for ids, new in zip(budget.input_ids, unread)]
-        s, e, h = (list(x) for x in zip(*got))
+        new = select_windows(budget, unread)
+        s_new, e_new, h_new = self.forward(new)
+        for j, ids in enumerate(new.input_ids):
+            read[tuple(ids)] = (s_new[j], e_new[j], None if h_new is None else h_new[j])
+        s, e, h = (list(x) for x in zip(*(read[tuple(ids)] for ids in budget.input_ids)))
         again = self._decode_request(article, asked, budget, s, e, None if hidden is None else h, 0, decode_params)
         results = list(results)
         for q, r in zip(unsure, again):
