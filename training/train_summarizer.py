@@ -4,8 +4,9 @@
 
 1. Labels (``training/summary_data.py``): BBC News Summary sentences in the extractive reference;
    CNN/DM training articles, REALSumm CNN/DM and XSum by greedy ROUGE oracle. Articles also in
-   FRANK CNN/DM or FRANK XSum are dropped. BBC splits by a hash of the id (``eval.sets.summary_split``): "train" is trained
-   on, "dev" is reported, "test" is the held-out report (``python -m eval --set bbc-test``).
+   FRANK CNN/DM or FRANK XSum are dropped. BBC splits by a hash of the id
+   (``eval.sets.summary_split``): "train" is trained on, "dev" is reported, "test" is the
+   held-out report (``python -m eval --set bbc-test``).
 2. Features: position, length and similarity features of each candidate sentence (similarities
    from the summarizer's encoder, the packaged MiniLM; ``--embedding`` adds the embedding itself).
    Computed once and cached in ``--work`` (a rerun reuses them).
