@@ -1,6 +1,6 @@
 """Train the sentence scorer of the extractive summarizer (``models/sentence_scorer.py``).
 
-    python -m training.train_summarizer --out models/summary_scorer   # about 30 minutes on 2 cores (first run)
+    python -m training.train_summarizer --out models/summary_scorer   # about 15 minutes on 2 cores (first run)
 
 1. Labels (``training/summary_data.py``): BBC News Summary sentences in the extractive reference;
    CNN/DM training articles, REALSumm CNN/DM and XSum by greedy ROUGE oracle. Articles also in
@@ -49,15 +49,20 @@ def feature_key(a: LabelledArticle) -> str:
     return f"{a.id}:{hashlib.sha1(texts.encode('utf-8')).hexdigest()[:12]}"
 
 
-def featurize(articles: list[LabelledArticle], encoder: ExtractiveSummarizer, cache: Path) -> list[np.ndarray]:
+def featurize(articles: list[LabelledArticle], encoder: ExtractiveSummarizer, cache: Path,
+              group: int = 16) -> list[np.ndarray]:
     """Features of each article's sentences (cached in ``cache``, an .npz, by ``feature_key``)."""
     done = dict(np.load(cache)) if cache.exists() else {}
-    out = []
-    for a in tqdm(articles, desc="features", unit="article"):
-        key = feature_key(a)
-        if key not in done:
-            done[key] = encoder.sentence_features(a.article, a.sentences)[0]
-        out.append(done[key])
+    todo = [a for a in articles if feature_key(a) not in done]
+    with tqdm(total=len(todo), desc="features", unit="article") as bar:
+        for g in range(0, len(todo), group):
+            # the sentences of several articles embedded together, in length-sorted batches
+            # (less padding than one article a call); each article then reads them from the cache
+            encoder.embed([s.text(a.article) for a in todo[g:g + group] for s in a.sentences])
+            for a in todo[g:g + group]:
+                done[feature_key(a)] = encoder.sentence_features(a.article, a.sentences)[0]
+                bar.update()
+    out = [done[feature_key(a)] for a in articles]
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **done)
     return out
