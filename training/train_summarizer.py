@@ -1,6 +1,6 @@
 """Train the sentence scorer of the extractive summarizer (``models/sentence_scorer.py``).
 
-    python -m training.train_summarizer --out models/summary_scorer   # about 15 minutes on 2 cores (first run)
+    python -m training.train_summarizer --out models/summary_scorer   # about 20 minutes on 2 cores (first run)
 
 1. Labels (``training/summary_data.py``): BBC News Summary sentences in the extractive reference;
    CNN/DM training articles, REALSumm CNN/DM and XSum by greedy ROUGE oracle. Articles also in
