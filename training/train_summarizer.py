@@ -53,16 +53,17 @@ def featurize(articles: list[LabelledArticle], encoder: ExtractiveSummarizer, ca
               group: int = 16) -> list[np.ndarray]:
     """Features of each article's sentences (cached in ``cache``, an .npz, by ``feature_key``)."""
     done = dict(np.load(cache)) if cache.exists() else {}
-    todo = [a for a in articles if feature_key(a) not in done]
+    keys = [feature_key(a) for a in articles]
+    todo = [(k, a) for k, a in zip(keys, articles) if k not in done]
     with tqdm(total=len(todo), desc="features", unit="article") as bar:
         for g in range(0, len(todo), group):
             # the sentences of several articles embedded together, in length-sorted batches
             # (less padding than one article a call); each article then reads them from the cache
-            encoder.embed([s.text(a.article) for a in todo[g:g + group] for s in a.sentences])
-            for a in todo[g:g + group]:
-                done[feature_key(a)] = encoder.sentence_features(a.article, a.sentences)[0]
+            encoder.embed([s.text(a.article) for _, a in todo[g:g + group] for s in a.sentences])
+            for k, a in todo[g:g + group]:
+                done[k] = encoder.sentence_features(a.article, a.sentences)[0]
                 bar.update()
-    out = [done[feature_key(a)] for a in articles]
+    out = [done[k] for k in keys]
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **done)
     return out
