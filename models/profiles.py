@@ -213,7 +213,8 @@ def load_profile(name_or_path: str | os.PathLike | None = None,
             or not 0 <= q.reread_below <= 1:
         raise ValueError(f"{path}: need 32 <= qa.max_seq_len <= 4096, 0 <= qa.doc_stride < max_seq_len/2, "
                          f"qa.max_answer_len >= 1, 0 <= qa.length_penalty <= 5, 0 <= qa.window_prior <= 50, "
-                         f"0 <= qa.sentence_prior <= 100, 0 <= qa.repeat_penalty <= 20, 0 <= qa.min_window_relevance, reread_below <= 1 "
+                         f"0 <= qa.sentence_prior <= 100, 0 <= qa.repeat_penalty <= 20, 0 <= qa.min_window_relevance <= 1, "
+                         f"0 <= qa.reread_below <= 1 "
                          f"(got {q.max_seq_len}, {q.doc_stride}, {q.max_answer_len}, {q.length_penalty}, "
                          f"{q.window_prior}, {q.sentence_prior}, {q.repeat_penalty}, {q.min_window_relevance}, {q.reread_below})")
     if q.sentence_prior and not q.sentence_encoder:
