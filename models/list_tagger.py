@@ -4,8 +4,12 @@ A span reader scores one (start, end) pair at a time, so a list question ("What 
 exchanged?") gets its best item and the others fall among the candidates. The tagger is a small
 head over the reader's own last hidden states that labels every article token O (outside), B
 (begins an item) or I (inside one), as MultiSpanQA's taggers do; it runs in the reader's forward
-pass (no second encoder pass). It is trained by ``training.train_list_tagger`` and saved beside
-the reader's weights as ``list_tagger.safetensors`` with its settings in ``list_tagger.json``.
+pass (no second encoder pass). It may also carry its own copy of the reader's top
+``encoder_layers`` layers with a low-rank (LoRA) update trained for tagging (``TaggerLayers``):
+it then reads the reader's states from below those layers and runs them itself (those layers
+again, not the whole encoder), so the span reader's answers stay as they are. It is trained by ``training.train_list_tagger`` and saved
+beside the reader's weights as ``list_tagger.safetensors`` (the head and the low-rank updates)
+with its settings in ``list_tagger.json``.
 
 Besides the head (``ListTagger``), the functions here are pure numpy: labels for training
 (``token_labels``), items from tag probabilities (``decode_tagged_spans``, ``merge_tagged_spans``,
@@ -36,6 +40,9 @@ class TaggerConfig:
     item_weight: float = 1.0      # training loss weight of B and I against O
     threshold: float = 0.5        # a token is inside an item when P(B) + P(I) reaches this
     list_min: float = 0.0         # a list answer needs two items scoring at least this (list_or_best)
+    encoder_layers: int = 0       # the reader's top layers the tagger runs again with its own update (TaggerLayers)
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
 
 
 def reader_features(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -51,14 +58,91 @@ def reader_features(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: 
     return feats * mask[..., None]
 
 
+class LoRALinear(nn.Module):
+    """A frozen linear layer plus a trainable low-rank update ``B @ A`` (scaled by alpha / rank);
+    ``merged()`` folds the update into a plain ``nn.Linear`` for inference."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+        super().__init__()
+        self.base = base
+        self.scale = alpha / rank
+        self.lora_A = nn.Parameter(torch.randn(rank, base.in_features) / base.in_features ** 0.5)
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (x @ self.lora_A.T.to(x.dtype)) @ self.lora_B.T.to(x.dtype) * self.scale
+
+    def merged(self) -> nn.Linear:
+        with torch.no_grad():
+            self.base.weight += (self.lora_B @ self.lora_A * self.scale).to(self.base.weight.dtype)
+        return self.base
+
+
+# the linear layers of an MPNet (or BERT) block that get a low-rank update
+_LORA_TARGETS = ("q", "k", "v", "o", "query", "key", "value", "dense")
+
+
+class TaggerLayers(nn.Module):
+    """The tagger's own copy of the reader's top encoder layers, each linear layer with a LoRA
+    update (``LoRALinear``), over the reader's states from below them. Starting from the reader's
+    weights with a zero update, the tagger first sees exactly the reader's last states.
+
+    Only MPNet's encoder is supported (its relative position bias is copied with the layers)."""
+
+    def __init__(self, encoder: nn.Module, count: int, rank: int, alpha: float):
+        super().__init__()
+        import copy
+        if not hasattr(encoder, "compute_position_bias"):
+            raise ValueError("tagger encoder layers need an MPNet encoder")
+        self.position = copy.deepcopy(encoder.relative_attention_bias).requires_grad_(False)
+        self.bucket = encoder.relative_position_bucket
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in encoder.layer[-count:])
+        self.layers.requires_grad_(False)
+        for layer in self.layers:
+            for name, module in list(layer.named_modules()):
+                for child, sub in list(module.named_children()):
+                    if isinstance(sub, nn.Linear) and child in _LORA_TARGETS:
+                        setattr(module, child, LoRALinear(sub, rank, alpha))
+
+    def position_bias(self, hidden: torch.Tensor) -> torch.Tensor:
+        n = hidden.shape[1]
+        pos = torch.arange(n, device=hidden.device)
+        bias = self.position(self.bucket(pos[None, :] - pos[:, None]))     # (n, n, heads)
+        return bias.permute(2, 0, 1)[None].to(hidden.dtype)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens, hidden) states from below the copied layers and the windows' 0/1
+        ``attention_mask`` -> the states after them."""
+        additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        bias = self.position_bias(hidden)
+        for layer in self.layers:
+            hidden = layer(hidden, additive, bias)[0]
+        return hidden
+
+    def lora_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if ".lora_" in k}
+
+    def merge(self) -> None:
+        """Fold every update into its linear layer: inference then costs the plain layers."""
+        for layer in self.layers:
+            for module in list(layer.modules()):
+                for child, sub in list(module.named_children()):
+                    if isinstance(sub, LoRALinear):
+                        setattr(module, child, sub.merged())
+
+
 class ListTagger(nn.Module):
     """Encoder states and the reader's start/end logits of a window's article tokens -> (batch,
     tokens, 3) logits over ``TAGS``: the states projected down, beside ``reader_features``, read by
     two convolutions along the tokens (an item's extent depends on its neighbours)."""
 
-    def __init__(self, config: TaggerConfig):
+    def __init__(self, config: TaggerConfig, encoder: nn.Module | None = None):
         super().__init__()
         self.config = config
+        self.layers = (TaggerLayers(encoder, config.encoder_layers, config.lora_rank, config.lora_alpha)
+                       if config.encoder_layers else None)
         self.project = nn.Linear(config.hidden_size, config.width)
         self.conv = nn.Conv1d(config.width + 3, config.width, config.kernel, padding=config.kernel // 2)
         self.out = nn.Conv1d(config.width, 3, 3, padding=1)
@@ -82,22 +166,42 @@ class ListTagger(nn.Module):
     def save(self, folder: Path, about: dict | None = None) -> None:
         from safetensors.torch import save_file
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().to(torch.float16).contiguous() for k, v in self.state_dict().items()},
+        tensors = {k: v for k, v in self.state_dict().items() if not k.startswith("layers.")}
+        if self.layers is not None:
+            tensors.update({"layers." + k: v for k, v in self.layers.lora_state().items()})
+        save_file({k: v.detach().to(torch.float16).contiguous() for k, v in tensors.items()},
                   str(folder / WEIGHTS_FILE))
         (folder / CONFIG_FILE).write_text(json.dumps({"config": asdict(self.config), **(about or {})}, indent=1) + "\n",
                                           encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: str | Path) -> "ListTagger | None":
-        """The tagger saved in ``folder``, or None when there is none."""
+    def load(cls, folder: str | Path, encoder: nn.Module | None = None) -> "ListTagger | None":
+        """The tagger saved in ``folder``, or None when there is none. A tagger with encoder
+        layers copies them from ``encoder`` (the reader's, whose top layers it was trained
+        over), adds its update and merges it; it then runs in the encoder's dtype."""
         folder = Path(folder)
         if not (folder / WEIGHTS_FILE).is_file():
             return None
         from safetensors.torch import load_file
         config = TaggerConfig(**json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))["config"])
-        head = cls(config)
-        head.load_state_dict({k: v.float() for k, v in load_file(str(folder / WEIGHTS_FILE)).items()})
-        return head.eval()
+        if config.encoder_layers and encoder is None:
+            raise ValueError(f"the list tagger in {folder} runs {config.encoder_layers} of the reader's encoder "
+                             "layers: load it with the reader's encoder")
+        tagger = cls(config, encoder)
+        saved = load_file(str(folder / WEIGHTS_FILE))
+        missing, unexpected = tagger.load_state_dict({k: v.float() for k, v in saved.items()}, strict=False)
+        missing = [k for k in missing if not k.startswith("layers.") or ".lora_" in k]
+        if missing or unexpected:
+            raise ValueError(f"the list tagger in {folder} does not match its {CONFIG_FILE}: "
+                             f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        if tagger.layers is not None:
+            tagger.layers.merge()
+        return tagger.eval()
+
+    def encode(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The states the head reads: the reader's last states when the tagger has no layers of
+        its own (``hidden`` is then returned as is), else its layers run over ``hidden``."""
+        return hidden if self.layers is None else self.layers(hidden, attention_mask)
 
 
 def token_labels(offsets: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:

@@ -145,7 +145,7 @@ class ExtractiveReader:
         heads read the encoder's hidden states, which only the torch backend gives."""
         if backend != "torch" or not Path(self.model_name).is_dir():
             return None
-        return kind.load(self.model_name)
+        return kind.load(self.model_name, self.model.base_model.encoder)
 
     def runtime_choice(self) -> tuple[str, str]:
         """(backend, dtype) this reader runs (``models.runtime.resolve_runtime``)."""
@@ -321,16 +321,16 @@ class ExtractiveReader:
                 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
         """Start and end logits of every window, computed in length-sorted batches with padding
         only to the longest window of each batch, and, with a list tagger (or ``hidden``), the
-        encoder's last hidden states of each window's tokens (float32, what the tagger reads),
+        hidden states the tagger reads of each window's tokens (float32; ``_tagger_states``),
         else None; ``progress(windows read, windows)`` is called after each batch."""
         start: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
         end: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
         keep = hidden or self.list_tagger is not None
         states: list[np.ndarray] | None = [None] * len(windows) if keep else None  # type: ignore[list-item]
-        for idx, out in self._passes(windows, progress, hidden=keep):
+        for idx, mask, out in self._passes(windows, progress, hidden=keep):
             starts = out.start_logits.float().cpu().numpy()
             ends = out.end_logits.float().cpu().numpy()
-            last = out.hidden_states[-1].float().cpu().numpy() if keep else None
+            last = self._tagger_states(out.hidden_states, mask).float().cpu().numpy() if keep else None
             for j, w in enumerate(idx):
                 n = len(windows.input_ids[w])
                 start[w], end[w] = starts[j, :n], ends[j, :n]
@@ -338,8 +338,17 @@ class ExtractiveReader:
                     states[w] = last[j, :n]
         return start, end, states
 
+    def _tagger_states(self, hidden_states: tuple, attention_mask):
+        """What the list tagger reads of a batch: the encoder's last states, or, for a tagger with
+        encoder layers of its own, those layers run over the states from below them."""
+        tagger = self.list_tagger
+        if tagger is None or tagger.layers is None:
+            return hidden_states[-1]
+        return tagger.encode(hidden_states[-1 - tagger.config.encoder_layers], attention_mask)
+
     def _passes(self, windows: Windows, progress: Callable[[int, int], None] | None, hidden: bool):
-        """(window indices, model output) for each length-sorted batch of ``windows``."""
+        """(window indices, their attention mask, model output) for each length-sorted batch of
+        ``windows``."""
         import torch
 
         order = np.argsort([-len(x) for x in windows.input_ids], kind="stable")
@@ -351,7 +360,8 @@ class ExtractiveReader:
                 idx = order[b:b + bs]
                 enc = {k: torch.from_numpy(v).to(self.device)
                        for k, v in pad_batch(windows, idx, pad).items() if k in names}
-                yield idx, (self.model(**enc, output_hidden_states=True) if hidden else self.model(**enc))
+                yield idx, enc["attention_mask"], (self.model(**enc, output_hidden_states=True) if hidden
+                                                   else self.model(**enc))
                 if progress is not None:
                     progress(min(b + bs, len(order)), len(order))
 

@@ -167,3 +167,160 @@ def test_multispan_set_reads_every_gold_span_as_an_item():
     first = items[0]
     for (text,) in first.list_answers:
         assert text in first.context
+
+
+@pytest.fixture(scope="module")
+def tiny_mpnet(tmp_path_factory):
+    """A random two-layer MPNet QA model with the shipped reader's tokenizer: the list tagger's
+    own encoder layers copy MPNet's (relative position bias included)."""
+    import shutil
+
+    import torch
+    from transformers import MPNetConfig, MPNetForQuestionAnswering
+
+    from pathlib import Path
+    folder = tmp_path_factory.mktemp("tiny_mpnet")
+    torch.manual_seed(0)
+    cfg = MPNetConfig(vocab_size=30527, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64)
+    MPNetForQuestionAnswering(cfg).eval().save_pretrained(folder, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(__file__).resolve().parent.parent / "models" / "mpnet_qa" / name, folder / name)
+    return folder
+
+
+def _mpnet_states(folder):
+    """The tiny MPNet, a padded batch of two windows, its hidden states and attention mask."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    model = AutoModelForQuestionAnswering.from_pretrained(folder, use_safetensors=True).eval()
+    enc = AutoTokenizer.from_pretrained(folder)(["Who gave what?", "What gifts were exchanged at the summit?"],
+                                                ["Putin gave Kim a limo.", "A tea set and a dagger."],
+                                                padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**enc, output_hidden_states=True)
+    return model, out.hidden_states, enc["attention_mask"]
+
+
+def _lora_tagger(model, seed: int = 1) -> ListTagger:
+    import torch
+    torch.manual_seed(seed)
+    tagger = ListTagger(TaggerConfig(hidden_size=32, width=4, encoder_layers=1, lora_rank=2), model.base_model.encoder)
+    with torch.no_grad():
+        for name, p in tagger.layers.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    return tagger.eval()
+
+
+def test_tagger_layers_start_as_the_readers_top_layer(tiny_mpnet):
+    """With a zero update, the tagger's copy of the top layer over the states from below it gives
+    the reader's last states (padding not attended to); the reader's own layers are untouched."""
+    import torch
+    model, states, mask = _mpnet_states(tiny_mpnet)
+    assert mask[0].sum() < mask.shape[1], "the first window is padded"
+    tagger = ListTagger(TaggerConfig(hidden_size=32, encoder_layers=1, lora_rank=2), model.base_model.encoder).eval()
+    with torch.no_grad():
+        got = tagger.encode(states[-2], mask)
+    keep = mask.bool()
+    assert torch.allclose(got[keep], states[-1][keep], atol=1e-5)
+    # a non-zero update changes the tagger's states, not the reader's layer
+    changed = _lora_tagger(model)
+    with torch.no_grad():
+        assert not torch.allclose(changed.encode(states[-2], mask)[keep], states[-1][keep], atol=1e-3)
+        assert torch.allclose(model(**_tokens(tiny_mpnet), output_hidden_states=True).hidden_states[-1][0],
+                              states[-1][0][: _tokens(tiny_mpnet)["input_ids"].shape[1]], atol=1e-5)
+
+
+def _tokens(folder):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(folder)(["Who gave what?"], ["Putin gave Kim a limo."], return_tensors="pt")
+
+
+def test_tagger_layers_save_load_and_merge(tiny_mpnet, tmp_path):
+    """Saved as the low-rank update alone; loaded over the reader's encoder, merged into plain
+    layers that give the unmerged tagger's states; a mismatch is a clear error."""
+    import json
+
+    import torch
+    model, states, mask = _mpnet_states(tiny_mpnet)
+    tagger = _lora_tagger(model)
+    tagger.save(tmp_path)
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "list_tagger.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert any(".lora_A" in k for k in keys) and not any(".base." in k for k in keys)
+    back = ListTagger.load(tmp_path, model.base_model.encoder)
+    assert not any("LoRA" in type(m).__name__ for m in back.modules())
+    keep = mask.bool()
+    with torch.no_grad():
+        assert torch.allclose(back.encode(states[-2], mask)[keep], tagger.encode(states[-2], mask)[keep], atol=1e-2)
+    with pytest.raises(ValueError, match="reader's encoder"):
+        ListTagger.load(tmp_path)
+    cfg = json.loads((tmp_path / "list_tagger.json").read_text())
+    cfg["config"]["lora_rank"] = 3
+    (tmp_path / "list_tagger.json").write_text(json.dumps(cfg))
+    with pytest.raises(Exception, match="size mismatch|does not match"):
+        ListTagger.load(tmp_path, model.base_model.encoder)
+
+
+def test_reader_feeds_its_tagger_the_tagger_layers_states(tiny_mpnet, tiny_profile, tmp_path, seed_article):
+    """A tagger saved beside the reader's weights with layers of its own is loaded with them, and
+    the reader's forward gives it those layers' states, not the reader's last states."""
+    import shutil
+    from dataclasses import replace
+
+    import torch
+
+    from models.profiles import load_profile
+    from models.qa import ExtractiveReader
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_mpnet, folder)
+    model, _, _ = _mpnet_states(tiny_mpnet)
+    tagger = _lora_tagger(model)
+    tagger.save(folder)
+    prof = load_profile(tiny_profile)
+    reader = ExtractiveReader(replace(prof.qa, sentence_prior=0.0, max_seq_len=128, doc_stride=32), str(folder))
+    reader.warm_up()
+    assert reader.list_tagger is not None and reader.list_tagger.layers is not None
+    wparams, _ = reader.sanitize()
+    windows = reader.preprocess(seed_article, [QUESTION], wparams)
+    assert len(windows) > 1
+    _, _, states = reader.forward(windows)
+    for w in (0, len(windows) - 1):
+        ids = torch.tensor([windows.input_ids[w]])
+        with torch.no_grad():
+            hs = reader.model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True).hidden_states
+            want = reader.list_tagger.encode(hs[-2], torch.ones_like(ids))[0]
+            trained = tagger.encode(hs[-2], torch.ones_like(ids))[0]   # before its float16 file
+        assert np.allclose(states[w], want.numpy(), atol=1e-4)
+        assert np.abs(states[w] - trained.numpy()).max() < 0.05
+        assert not np.allclose(states[w], hs[-1][0].numpy(), atol=1e-3)
+
+
+def test_training_the_tagger_layers_learns_items_and_leaves_the_reader(tiny_mpnet):
+    """``train_head`` with encoder layers fits the low-rank update and the head on cached windows
+    (the states from below the top layer) until the labelled item is tagged, and the reader's own
+    layer keeps its weights."""
+    import torch
+
+    from training.train_list_tagger import predict_spans, train_head
+    model, states, mask = _mpnet_states(tiny_mpnet)
+    before = {k: v.clone() for k, v in model.base_model.encoder.layer[-1].state_dict().items()}
+    context = "Putin gave Kim a limo."
+    n = int(mask[0].sum())
+    cmask = np.zeros(n, dtype=bool)
+    cmask[n - 8:n - 1] = True                       # the article's tokens: before the final separator
+    offsets = np.array([(0, 5), (6, 10), (11, 14), (15, 16), (17, 21), (21, 22), (22, 22)][:cmask.sum()])
+    labels = token_labels(offsets, [(17, 21)])
+    window = {"hidden": states[-2][0, :n].to(torch.float16), "context": cmask,
+              "start": np.zeros(n, np.float32), "end": np.zeros(n, np.float32), "offsets": offsets,
+              "labels": labels}
+    example = {"context": context, "windows": [window]}
+    config = TaggerConfig(hidden_size=32, width=8, encoder_layers=1, lora_rank=2, threshold=0.5)
+    tagger = train_head([example] * 8, config, epochs=20, seed=0, lr=1e-2, encoder=model.base_model.encoder,
+                        lora_lr=1e-2)
+    assert [context[s:e] for s, e, _ in predict_spans(tagger, example, 0.5)] == ["limo"]
+    assert any(float(p.detach().abs().max()) > 0 for k, p in tagger.layers.named_parameters() if "lora_B" in k)
+    after = model.base_model.encoder.layer[-1].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

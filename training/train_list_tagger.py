@@ -2,7 +2,9 @@
 which marks every span a question asks for (the MultiSpanQA recipe: one tagged span per item).
 
 The reader's encoder stays frozen, so each training window costs one forward pass, done once and
-cached (``--cache``); the head then trains in seconds. Data:
+cached (``--cache``); the head then trains in seconds. With ``--encoder-layers N`` the tagger also
+trains a low-rank (LoRA) update of its own copy of the reader's top N layers, over the cached
+states from below them (one backward pass through N layers a window, bfloat16 autocast). Data:
 
 - MultiSpanQA's development half (``--multispan``): list questions, every gold span an item;
   scored by ``--folds``-fold cross-validation, then the shipped head trains on all of it;
@@ -16,12 +18,14 @@ beside the reader's weights, which the reader loads when they are there (models/
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import re
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -99,13 +103,15 @@ def squad_examples(paths: list[Path], n_single: int, n_list: int, seed: int) -> 
     return singles[:n_single], lists[:n_list]
 
 
-def extract_features(profile: str, examples: list[dict], cache: Path) -> list[dict]:
-    """Each example's windows as the reader reads them, with the encoder's last hidden states
-    (float16, article tokens only), their labels and offsets; cached in ``cache``."""
+def extract_features(profile: str, examples: list[dict], cache: Path, layers: int = 0) -> list[dict]:
+    """Each example's windows as the reader reads them: the encoder's hidden states below its top
+    ``layers`` layers (the last states for 0; float16, every token of the window), which tokens
+    are the article's, the reader's start/end logits, the article tokens' offsets and labels;
+    cached in ``cache``."""
     import torch
     if cache.exists():
         data = torch.load(cache, weights_only=False)
-        if [e["id"] for e in data] == [e["id"] for e in examples] and "start" in data[0]["windows"][0]:
+        if [e["id"] for e in data] == [e["id"] for e in examples] and data[0].get("layers") == layers:
             return data
     from models.engine import get_engine
     reader = get_engine(profile)._reader()
@@ -113,16 +119,19 @@ def extract_features(profile: str, examples: list[dict], cache: Path) -> list[di
     out, t0 = [], time.time()
     for i, ex in enumerate(examples):
         windows = reader.preprocess(ex["context"], [ex["question"]], wparams)
-        start, end, hidden = reader.forward(windows, hidden=True)
-        feats = []
-        for w in range(len(windows)):
-            mask = windows.context_mask[w]
-            offs = windows.offsets[w][mask]
-            feats.append({"hidden": torch.from_numpy(hidden[w][mask]).to(torch.float16),
-                          "start": start[w][mask], "end": end[w][mask],
-                          "offsets": offs, "labels": token_labels(offs, ex["spans"])})
+        feats: list[dict] = [None] * len(windows)  # type: ignore[list-item]
+        for idx, _, res in reader._passes(windows, None, hidden=True):
+            states = res.hidden_states[-1 - layers]
+            for j, w in enumerate(idx):
+                n = len(windows.input_ids[w])
+                cmask = np.asarray(windows.context_mask[w], dtype=bool)
+                offs = windows.offsets[w][cmask]
+                feats[w] = {"hidden": states[j, :n].to(torch.float16).clone(), "context": cmask,
+                            "start": res.start_logits[j, :n].float().numpy(),
+                            "end": res.end_logits[j, :n].float().numpy(),
+                            "offsets": offs, "labels": token_labels(offs, ex["spans"])}
         out.append({"id": ex["id"], "kind": ex["kind"], "context": ex["context"], "spans": ex["spans"],
-                    "windows": feats})
+                    "layers": layers, "windows": feats})
         if (i + 1) % 100 == 0:
             print(f"features {i + 1}/{len(examples)} ({time.time() - t0:.0f} s)", flush=True)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -131,44 +140,75 @@ def extract_features(profile: str, examples: list[dict], cache: Path) -> list[di
 
 
 def _batch(windows: list[dict]):
-    """Padded tensors of several windows: hidden, start, end, mask, labels (-100 on padding)."""
+    """Padded tensors of several whole windows: hidden, attention mask, start, end, article mask,
+    labels (-100 on every token that is not the article's)."""
     import torch
-    n = max(len(w["labels"]) for w in windows)
+    n = max(len(w["context"]) for w in windows)
     h = torch.zeros(len(windows), n, windows[0]["hidden"].shape[-1])
+    att = torch.zeros(len(windows), n, dtype=torch.long)
     st, en = torch.zeros(len(windows), n), torch.zeros(len(windows), n)
     mask = torch.zeros(len(windows), n, dtype=torch.bool)
     labels = torch.full((len(windows), n), -100, dtype=torch.long)
     for i, w in enumerate(windows):
-        k = len(w["labels"])
+        k = len(w["context"])
+        cm = torch.from_numpy(w["context"])
         h[i, :k] = w["hidden"].float()
+        att[i, :k] = 1
         st[i, :k], en[i, :k] = torch.from_numpy(w["start"]), torch.from_numpy(w["end"])
-        mask[i, :k] = True
-        labels[i, :k] = torch.from_numpy(w["labels"])
-    return h, st, en, mask, labels
+        mask[i, :k] = cm
+        labels[i, :k][cm] = torch.from_numpy(w["labels"])
+    return h, att, st, en, mask, labels
 
 
-def train_head(data: list[dict], config: TaggerConfig, epochs: int, seed: int, lr: float = 2e-3) -> ListTagger:
-    """Fit the head on every window of ``data`` (cross-entropy, items weighted as configured)."""
+def train_head(data: list[dict], config: TaggerConfig, epochs: int, seed: int, lr: float = 2e-3,
+               encoder=None, lora_lr: float = 5e-4) -> ListTagger:
+    """Fit the tagger on every window of ``data`` (cross-entropy, items weighted as configured):
+    the head, and, with ``config.encoder_layers``, the low-rank update of its copy of
+    ``encoder``'s top layers (bfloat16 autocast, batches of similar length)."""
     import torch
     torch.manual_seed(seed)
-    head = ListTagger(config)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
+    tagger = ListTagger(config, encoder).float()
+    head_params = [p for n, p in tagger.named_parameters() if not n.startswith("layers.")]
+    groups = [{"params": head_params, "lr": lr}]
+    if tagger.layers is not None:
+        groups.append({"params": [p for p in tagger.layers.parameters() if p.requires_grad], "lr": lora_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
     windows = [w for ex in data for w in ex["windows"] if len(w["labels"])]
     weight = torch.tensor([1.0, config.item_weight, config.item_weight])
     rng = random.Random(seed)
-    head.train()
-    for _ in range(epochs):
-        rng.shuffle(windows)
-        for b in range(0, len(windows), 16):
-            h, st, en, mask, labels = _batch(windows[b:b + 16])
-            logits = head(h, st, en, mask)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), labels.reshape(-1), weight=weight,
-                                                     ignore_index=-100)
+    size = 16 if tagger.layers is None else 8
+    tagger.train()
+    t0 = time.time()
+    for epoch in range(epochs):
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]["context"]) + rng.random() * 64)
+        batches = [order[b:b + size] for b in range(0, len(order), size)]
+        rng.shuffle(batches)
+        total = 0.0
+        for batch in batches:
+            h, att, st, en, mask, labels = _batch([windows[i] for i in batch])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tagger.layers is not None):
+                logits = tagger(tagger.encode(h, att).float(), st, en, mask)
+            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, 3), labels.reshape(-1),
+                                                     weight=weight, ignore_index=-100)
             opt.zero_grad()
             loss.backward()
             opt.step()
-    head.eval()
-    return head
+            total += loss.item()
+        if tagger.layers is not None:
+            print(f"  epoch {epoch + 1}/{epochs}: loss {total / len(batches):.4f} ({time.time() - t0:.0f} s)",
+                  flush=True)
+    tagger.eval()
+    return tagger
+
+
+def tag_probs(tagger: ListTagger, w: dict) -> np.ndarray:
+    """(article tokens, 3) tag probabilities of one cached window."""
+    import torch
+    with torch.inference_mode():
+        h = w["hidden"].float()[None]
+        states = tagger.encode(h, torch.ones(1, h.shape[1], dtype=torch.long))[0].numpy()
+    cm = w["context"]
+    return tagger.tag_probs(states[cm], w["start"][cm], w["end"][cm])
 
 
 def predict_spans(head: ListTagger, ex: dict, threshold: float, list_min: float = 0.0
@@ -178,15 +218,15 @@ def predict_spans(head: ListTagger, ex: dict, threshold: float, list_min: float 
     spans = []
     for w in ex["windows"]:
         if len(w["labels"]):
-            probs = head.tag_probs(w["hidden"].float().numpy(), w["start"], w["end"])
-            spans += decode_tagged_spans(probs, w["offsets"], ex["context"], threshold)
+            spans += decode_tagged_spans(tag_probs(head, w), w["offsets"], ex["context"], threshold)
     return list_or_best(merge_tagged_spans(spans), list_min)
 
 
-def cross_validate(lists: list[dict], singles: list[dict], extra: list[dict], config: TaggerConfig, folds: int,
-                   epochs: int, thresholds: list[float], seed: int, lr: float) -> dict:
+def cross_validate(lists: list[dict], singles: list[dict], extra: list[dict], fit: Callable[..., ListTagger],
+                   folds: int, thresholds: list[tuple[float, float]], seed: int) -> dict:
     """Scores of heads trained without each fold of the list questions (all singles but a held-out
-    share in training), on the held-out fold and held-out singles, per threshold."""
+    share in training), on the held-out fold and held-out singles, per threshold. ``fit(data,
+    seed)`` trains one tagger (``train_head`` with its settings)."""
     rng = random.Random(seed)
     order = list(range(len(lists)))
     rng.shuffle(order)
@@ -196,7 +236,7 @@ def cross_validate(lists: list[dict], singles: list[dict], extra: list[dict], co
     for f in range(folds):
         test_idx = set(order[f::folds])
         train = [lists[i] for i in order if i not in test_idx] + train_singles + extra
-        head = train_head(train, config, epochs, seed + f, lr)
+        head = fit(train, seed=seed + f)
         test_lists = [lists[i] for i in sorted(test_idx)]
         test_singles = held_singles[f::folds]
         for t in thresholds:
@@ -219,8 +259,8 @@ def cross_validate(lists: list[dict], singles: list[dict], extra: list[dict], co
 
 
 def product_cross_validate(profile: str, lists: list[dict], singles: list[dict], extra: list[dict],
-                           config: TaggerConfig, folds: int, epochs: int, settings: list[tuple[float, float]],
-                           seed: int, lr: float) -> dict:
+                           fit: Callable[..., ListTagger], folds: int, settings: list[tuple[float, float]],
+                           seed: int) -> dict:
     """Cross-validation through the product: each fold's head is put in the profile's reader, which
     answers that fold's MultiSpanQA questions as a user would get them (its windows, no-answer
     decision, best span when the tagger finds one item), scored by ``python -m eval``'s metric."""
@@ -238,8 +278,11 @@ def product_cross_validate(profile: str, lists: list[dict], singles: list[dict],
     rows: dict[tuple[float, float], list[dict]] = {t: [] for t in settings}
     for f in range(folds):
         test_idx = set(order[f::folds])
-        head = train_head([lists[i] for i in order if i not in test_idx] + train_singles + extra, config, epochs,
-                          seed + f, lr)
+        head = fit([lists[i] for i in order if i not in test_idx] + train_singles + extra, seed=seed + f)
+        config = head.config
+        if head.layers is not None:
+            head.layers.merge()
+            head.layers.to(reader.model.dtype)
         items = [by_id[lists[i]["id"]] for i in sorted(test_idx)]
         for t in settings:
             head.config = replace(config, threshold=t[0], list_min=t[1])
@@ -297,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernel", type=int, default=5, help="tokens the first convolution reads")
     p.add_argument("--item-weight", type=float, default=1.0, help="loss weight of B and I against O")
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--encoder-layers", type=int, default=0,
+                   help="the tagger's own LoRA-updated copy of the reader's top N layers (0: the head alone)")
+    p.add_argument("--lora-rank", type=int, default=16)
+    p.add_argument("--lora-lr", type=float, default=5e-4)
     p.add_argument("--thresholds", default="0.3,0.4,0.5,0.6")
     p.add_argument("--list-min", default="0", help="a list only when two items score this much (comma-separated: tried)")
     p.add_argument("--threshold", default=None, help="the shipped THRESHOLD/LIST_MIN (default: best CV em_f1 + pm_f1)")
@@ -313,28 +360,36 @@ def main(argv: list[str] | None = None) -> int:
     singles, enumerations = squad_examples([Path(x) for x in args.singles], args.n_singles, args.n_enumerations,
                                            args.seed)
     cache = Path(args.cache)
-    lists = extract_features(args.profile, lists, cache.with_suffix(".multispan.pt"))
-    singles = extract_features(args.profile, singles, cache.with_suffix(".singles.pt"))
-    enumerations = extract_features(args.profile, enumerations, cache.with_suffix(".enumerations.pt"))
+    k = args.encoder_layers
+    tag = f".below{k}" if k else ""
+    lists = extract_features(args.profile, lists, cache.with_suffix(f"{tag}.multispan.pt"), k)
+    singles = extract_features(args.profile, singles, cache.with_suffix(f"{tag}.singles.pt"), k)
+    enumerations = extract_features(args.profile, enumerations, cache.with_suffix(f"{tag}.enumerations.pt"), k)
     hidden_size = lists[0]["windows"][0]["hidden"].shape[-1]
-    config = TaggerConfig(hidden_size=hidden_size, width=args.width, kernel=args.kernel, item_weight=args.item_weight)
+    config = TaggerConfig(hidden_size=hidden_size, width=args.width, kernel=args.kernel, item_weight=args.item_weight,
+                          encoder_layers=k, lora_rank=args.lora_rank, lora_alpha=2.0 * args.lora_rank)
+    encoder = None
+    if k:
+        from models.engine import get_engine
+        encoder = get_engine(args.profile)._reader().model.base_model.encoder
+    fit = functools.partial(train_head, config=config, epochs=args.epochs, lr=args.lr, encoder=encoder,
+                            lora_lr=args.lora_lr)
     thresholds = [(float(t), float(m)) for t in args.thresholds.split(",") for m in args.list_min.split(",")]
     t0 = time.time()
     cv = {}
     if args.folds > 1:
-        cv = cross_validate(lists, singles, enumerations, config, args.folds, args.epochs, thresholds, args.seed,
-                            args.lr)
+        cv = cross_validate(lists, singles, enumerations, fit, args.folds, thresholds, args.seed)
         for t, s in cv.items():
             print(f"threshold {t}: lists {s['lists']} | singles {s['singles']}", flush=True)
         print(f"cross-validation: {time.time() - t0:.0f} s")
     if args.product_folds > 1:
-        product_cross_validate(args.profile, lists, singles, enumerations, config, args.product_folds, args.epochs,
-                               thresholds, args.seed, args.lr)
+        product_cross_validate(args.profile, lists, singles, enumerations, fit, args.product_folds, thresholds,
+                               args.seed)
     if args.out:
         if not (args.threshold or cv):
             p.error("--out needs cross-validation (--folds 2 or more) or --threshold")
         best = args.threshold or max(cv, key=lambda t: cv[t]["lists"]["pm_f1"] + cv[t]["lists"]["em_f1"])
-        head = train_head(lists + singles + enumerations, config, args.epochs, args.seed, args.lr)
+        head = fit(lists + singles + enumerations, seed=args.seed)
         threshold, list_min = (float(x) for x in best.split("/"))
         cfg = TaggerConfig(**{**config.__dict__, "threshold": threshold, "list_min": list_min})
         head.config = cfg
