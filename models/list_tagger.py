@@ -7,9 +7,10 @@ head over the reader's own last hidden states that labels every article token O 
 pass (no second encoder pass). It may also carry its own copy of the reader's top
 ``encoder_layers`` layers with a low-rank (LoRA) update trained for tagging (``TaggerLayers``):
 it then reads the reader's states from below those layers and runs them itself (those layers
-again, not the whole encoder), so the span reader's answers stay as they are. It is trained by ``training.train_list_tagger`` and saved
-beside the reader's weights as ``list_tagger.safetensors`` (the head and the low-rank updates)
-with its settings in ``list_tagger.json``.
+again, not the whole encoder), so the span reader's answers stay as they are. It is trained by
+``training.train_list_tagger`` and saved beside the reader's weights as
+``list_tagger.safetensors`` (the head and the low-rank updates) with its settings in
+``list_tagger.json``.
 
 Besides the head (``ListTagger``), the functions here are pure numpy: labels for training
 (``token_labels``), items from tag probabilities (``decode_tagged_spans``, ``merge_tagged_spans``,
@@ -101,7 +102,7 @@ class TaggerLayers(nn.Module):
         self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in encoder.layer[-count:])
         self.layers.requires_grad_(False)
         for layer in self.layers:
-            for name, module in list(layer.named_modules()):
+            for module in list(layer.modules()):
                 for child, sub in list(module.named_children()):
                     if isinstance(sub, nn.Linear) and child in _LORA_TARGETS:
                         setattr(module, child, LoRALinear(sub, rank, alpha))

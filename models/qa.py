@@ -142,10 +142,14 @@ class ExtractiveReader:
 
     def _load_head(self, kind, backend: str):
         """A head saved beside the reader's weights (``ListTagger``), or None when there is none;
-        heads read the encoder's hidden states, which only the torch backend gives."""
+        heads read the encoder's hidden states, which only the torch backend gives. A head with
+        encoder layers of its own copies them from this reader's encoder."""
         if backend != "torch" or not Path(self.model_name).is_dir():
             return None
-        return kind.load(self.model_name, self.model.base_model.encoder)
+        try:
+            return kind.load(self.model_name, getattr(self.model.base_model, "encoder", None))
+        except ValueError as e:
+            raise ModelLoadError(f"The list tagger beside {self.model_name} cannot be loaded: {e}") from e
 
     def runtime_choice(self) -> tuple[str, str]:
         """(backend, dtype) this reader runs (``models.runtime.resolve_runtime``)."""

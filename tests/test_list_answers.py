@@ -324,3 +324,22 @@ def test_training_the_tagger_layers_learns_items_and_leaves_the_reader(tiny_mpne
     assert any(float(p.detach().abs().max()) > 0 for k, p in tagger.layers.named_parameters() if "lora_B" in k)
     after = model.base_model.encoder.layer[-1].state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_tagger_with_layers_beside_a_reader_it_does_not_fit_is_a_clear_load_error(tiny_mpnet, tiny_profile, tmp_path):
+    """A tagger file naming encoder layers beside a BERT reader (the tagger copies MPNet layers
+    only) stops the reader's loading with a message naming the tagger, not a traceback."""
+    import shutil
+    from dataclasses import replace
+
+    from models.loading import ModelLoadError
+    from models.profiles import load_profile
+    from models.qa import ExtractiveReader
+    prof = load_profile(tiny_profile)
+    folder = tmp_path / "bert_reader"
+    shutil.copytree(prof.resolve_model(prof.qa.model), folder)
+    model, _, _ = _mpnet_states(tiny_mpnet)
+    _lora_tagger(model).save(folder)
+    reader = ExtractiveReader(replace(prof.qa, sentence_prior=0.0), str(folder))
+    with pytest.raises(ModelLoadError, match="list tagger"):
+        reader.warm_up()
