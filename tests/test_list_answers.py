@@ -298,10 +298,10 @@ def test_reader_feeds_its_tagger_the_tagger_layers_states(tiny_mpnet, tiny_profi
         assert not np.allclose(states[w], hs[-1][0].numpy(), atol=1e-3)
 
 
-def test_training_the_tagger_layers_learns_items_and_leaves_the_reader(tiny_mpnet):
-    """``train_head`` with encoder layers fits the low-rank update and the head on cached windows
-    (the states from below the top layer) until the labelled item is tagged, and the reader's own
-    layer keeps its weights."""
+@pytest.mark.parametrize("layers", [0, 1])
+def test_training_the_tagger_learns_items_and_leaves_the_reader(tiny_mpnet, layers):
+    """``train_head`` fits the head (and, with encoder layers, the low-rank update) on cached
+    windows until the labelled item is tagged, and the reader's own top layer keeps its weights."""
     import torch
 
     from training.train_list_tagger import predict_spans, train_head
@@ -317,11 +317,14 @@ def test_training_the_tagger_layers_learns_items_and_leaves_the_reader(tiny_mpne
               "start": np.zeros(n, np.float32), "end": np.zeros(n, np.float32), "offsets": offsets,
               "labels": labels}
     example = {"context": context, "windows": [window]}
-    config = TaggerConfig(hidden_size=32, width=8, encoder_layers=1, lora_rank=2, threshold=0.5)
+    config = TaggerConfig(hidden_size=32, width=8, encoder_layers=layers, lora_rank=2, threshold=0.5)
     tagger = train_head([example] * 8, config, epochs=20, seed=0, lr=1e-2, encoder=model.base_model.encoder,
                         lora_lr=1e-2)
     assert [context[s:e] for s, e, _ in predict_spans(tagger, example, 0.5)] == ["limo"]
-    assert any(float(p.detach().abs().max()) > 0 for k, p in tagger.layers.named_parameters() if "lora_B" in k)
+    if layers:
+        assert any(float(p.detach().abs().max()) > 0 for k, p in tagger.layers.named_parameters() if "lora_B" in k)
+    else:
+        assert tagger.layers is None
     after = model.base_model.encoder.layer[-1].state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 

@@ -177,12 +177,17 @@ def train_head(data: list[dict], config: TaggerConfig, epochs: int, seed: int, l
     weight = torch.tensor([1.0, config.item_weight, config.item_weight])
     rng = random.Random(seed)
     size = 16 if tagger.layers is None else 8
+    order = list(range(len(windows)))
     tagger.train()
     t0 = time.time()
     for epoch in range(epochs):
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]["context"]) + rng.random() * 64)
-        batches = [order[b:b + size] for b in range(0, len(order), size)]
-        rng.shuffle(batches)
+        if tagger.layers is None:       # the head alone: shuffled windows, as the shipped head was trained
+            rng.shuffle(order)
+            batches = [order[b:b + size] for b in range(0, len(order), size)]
+        else:                           # through layers: batches of similar length, less padding to run
+            order = sorted(order, key=lambda i: len(windows[i]["context"]) + rng.random() * 64)
+            batches = [order[b:b + size] for b in range(0, len(order), size)]
+            rng.shuffle(batches)
         total = 0.0
         for batch in batches:
             h, att, st, en, mask, labels = _batch([windows[i] for i in batch])
