@@ -46,13 +46,16 @@ def quantize_int8(model):
 
 def load_reader_weights(model_name: str, device: str, backend: str, dtype: str, threads: int = 0):
     """(tokenizer, model) of a QA model folder or hub id, run as ``backend``/``dtype`` (already
-    resolved, ``resolve_runtime``); raises ``models.loading.ModelLoadError``."""
+    resolved, ``resolve_runtime``), with fused attention on torch (``models.attention``); raises
+    ``models.loading.ModelLoadError``."""
     from models.loading import load_pretrained
 
     tokenizer, model = load_pretrained(model_name, "qa", device)
     if backend == "onnx":
         from models.onnx_backend import onnx_model
         return tokenizer, onnx_model(model, tokenizer, dtype, threads)
+    from models.attention import fuse_attention
+    fuse_attention(model)
     if dtype == "int8":
         return tokenizer, quantize_int8(model)
     if dtype == "bfloat16":

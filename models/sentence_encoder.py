@@ -50,7 +50,9 @@ class SentenceEncoder:
         if Path(self.model_name).is_dir() and (mode := pooling_mode(self.model_name)) != "mean":
             raise ModelLoadError(f"Sentence encoder {self.model_name!r} declares {mode} pooling; "
                                  f"only mean pooling is supported.")
+        from models.attention import fuse_attention
         self.tokenizer, self.model = load_pretrained(self.model_name, "encoder", self.device)
+        fuse_attention(self.model)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """One row per text (float32, unit length), each text cut to ``max_tokens`` tokens. Texts

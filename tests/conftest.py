@@ -10,13 +10,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.helpers import free_port  # noqa: E402
-from tests.tiny_models import SEED_ARTICLE, build_tiny_profile  # noqa: E402
+from tests.tiny_models import SEED_ARTICLE, build_tiny_mpnet, build_tiny_profile  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_profile(tmp_path_factory) -> str:
     """Path of a tiny profile whose random-weight models were just built."""
     return str(build_tiny_profile(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture(scope="session")
+def tiny_mpnet(tmp_path_factory) -> Path:
+    """Folder of a random two-layer MPNet QA model (``build_tiny_mpnet``)."""
+    return build_tiny_mpnet(tmp_path_factory.mktemp("tiny_mpnet"))
 
 
 @pytest.fixture(scope="session")

@@ -169,26 +169,6 @@ def test_multispan_set_reads_every_gold_span_as_an_item():
         assert text in first.context
 
 
-@pytest.fixture(scope="module")
-def tiny_mpnet(tmp_path_factory):
-    """A random two-layer MPNet QA model with the shipped reader's tokenizer: the list tagger's
-    own encoder layers copy MPNet's (relative position bias included)."""
-    import shutil
-
-    import torch
-    from transformers import MPNetConfig, MPNetForQuestionAnswering
-
-    from pathlib import Path
-    folder = tmp_path_factory.mktemp("tiny_mpnet")
-    torch.manual_seed(0)
-    cfg = MPNetConfig(vocab_size=30527, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64)
-    MPNetForQuestionAnswering(cfg).eval().save_pretrained(folder, safe_serialization=True)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(Path(__file__).resolve().parent.parent / "models" / "mpnet_qa" / name, folder / name)
-    return folder
-
-
 def _mpnet_states(folder):
     """The tiny MPNet, a padded batch of two windows, its hidden states and attention mask."""
     import torch

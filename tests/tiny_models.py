@@ -17,6 +17,20 @@ def build_tiny_qa(folder: Path, seed: int = 0) -> Path:
                            intermediate_size=64)
 
 
+def build_tiny_mpnet(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer MPNet QA model with the shipped reader's tokenizer (relative position bias and
+    all, as the `embedded` reader)."""
+    import torch
+    from transformers import MPNetConfig, MPNetForQuestionAnswering
+    torch.manual_seed(seed)
+    cfg = MPNetConfig(vocab_size=30527, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64)
+    MPNetForQuestionAnswering(cfg).eval().save_pretrained(folder, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(REPO / "models" / "mpnet_qa" / name, folder / name)
+    return folder
+
+
 def build_tiny_bart(folder: Path, corpus: str, seed: int = 0) -> Path:
     """A 1-layer BART with a byte-level BPE tokenizer trained on ``corpus`` here, and an encoder
     input of 64 tokens so that an article needs several chunks."""
