@@ -43,6 +43,7 @@ class QASettings:
     batch_size: int = 0               # windows per forward pass; 0 = auto (models.qa.windows_per_pass)
     max_windows: int = 0              # read only this many windows per question, chosen by BM25; 0 = all
     min_window_relevance: float = 0.0  # and only windows whose BM25 match is at least this share of the best window's; 0 = any
+    core_relevance: bool = False      # min_window_relevance compares windows' cores (tokens no other window holds nearer its middle), so a match in two windows' overlap counts once
     reread_below: float = 0.6         # with min_window_relevance: a question refused, or answered below this score, is read again over its whole budget
     window_prior: float = 0.0         # spans of a window with r x the best BM25 match score x exp(-window_prior * (1 - r))
     span_norm: str = "window"         # "window": a span's probability within its window; "article": over all windows (spans.article_norm_factors)

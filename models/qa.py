@@ -72,6 +72,7 @@ class WindowParams:
     max_question_len: int
     max_windows: int          # read only each question's best windows by BM25; 0 = all
     min_relevance: float      # and only windows matching the question at least this share of the best one
+    core_margin: int          # tokens left out at each inner edge of a window when matching for min_relevance
     reread_below: float       # then a question refused or answered below this score is read over its whole budget
     score_windows: bool       # compute each window's BM25 relevance (for the window prior)
 
@@ -170,7 +171,7 @@ class ExtractiveReader:
         calibrator = self.calibrator if s.calibrator is self.settings.calibrator else (
             Calibrator.from_dict(s.calibrator) if s.calibrator else None)
         return (WindowParams(s.max_seq_len, s.doc_stride, s.max_question_len, s.max_windows,
-                             s.min_window_relevance, s.reread_below,
+                             s.min_window_relevance, s.doc_stride // 2 if s.core_relevance else 0, s.reread_below,
                              bool(s.max_windows or s.window_prior or s.min_window_relevance)),
                 DecodeParams(s.top_k, s.max_answer_len, s.length_penalty, s.span_norm, s.window_prior,
                              s.null_threshold, s.list_threshold, s.max_list, calibrator, s.sentence_prior,
@@ -306,7 +307,8 @@ class ExtractiveReader:
                                 tokens, params.max_seq_len, params.doc_stride)
         if not params.score_windows:
             return windows
-        return budgeted_windows(windows, index, questions, params.max_windows, params.min_relevance)
+        return budgeted_windows(windows, index, questions, params.max_windows, params.min_relevance,
+                                params.core_margin)
 
     def article_tokens(self, article: str, with_index: bool = True) -> tuple[ArticleTokens, WordIndex | None]:
         """The article's tokens (and its word index for BM25 when ``with_index``), from the cache."""

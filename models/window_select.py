@@ -104,23 +104,45 @@ def best_windows(scores: np.ndarray, keep: int) -> np.ndarray:
     return np.sort(order[:keep])
 
 
+def context_spans(windows: Windows, rows: np.ndarray, margin: int = 0) -> np.ndarray:
+    """(len(rows), 2) character start/end of the article text of windows ``rows`` (one
+    question's windows, in article order); with ``margin``, less ``margin`` tokens at each edge
+    shared with a neighbour (the first window keeps its start, the last its end): with
+    ``margin`` half the windows' overlap, the cores tile the article, each token in the window
+    that holds it nearest its middle."""
+    out = np.zeros((len(rows), 2), dtype=np.int64)
+    for i, w in enumerate(rows):
+        o = windows.offsets[w][windows.context_mask[w]]
+        if not len(o):
+            continue
+        lo = margin if i > 0 else 0
+        hi = len(o) - 1 - (margin if i < len(rows) - 1 else 0)
+        lo, hi = min(lo, len(o) - 1), max(hi, min(lo, len(o) - 1))
+        out[i] = o[lo, 0], o[hi, 1]
+    return out
+
+
 def budgeted_windows(windows: Windows, index: WordIndex, questions: list[str], max_windows: int,
-                     min_relevance: float = 0.0) -> Windows:
+                     min_relevance: float = 0.0, core_margin: int = 0) -> Windows:
     """``windows`` with each window's BM25 relevance to its question (its score over the best of
     that question's windows) and, with ``max_windows``, only each question's best windows kept;
     with ``min_relevance``, only those of them whose relevance reaches it (the best always does).
+    With ``core_margin``, ``min_relevance`` compares the windows' cores (``context_spans``), so a
+    match in the overlap of two windows draws in one of them, not both.
 
     A window matching the question far less than the best one seldom holds the answer (the window
     prior already scores its spans down), yet costs as much to read as the best one."""
-    spans = np.array([[o[m][0, 0], o[m][-1, 1]] if m.any() else [0, 0]
-                      for o, m in zip(windows.offsets, windows.context_mask)], dtype=np.int64)
     keep = np.zeros(len(windows), dtype=bool)
     relevance = np.ones(len(windows))
     for q, question in enumerate(questions):
         ws = np.flatnonzero(windows.sample == q)
-        scores = bm25_scores(index, spans[ws], question)
+        scores = bm25_scores(index, context_spans(windows, ws), question)
         if scores.max() > 0:
             relevance[ws] = scores / scores.max()
         best = best_windows(scores, max_windows)
-        keep[ws[best[relevance[ws[best]] >= min_relevance]]] = True
+        matched = relevance[ws[best]]
+        if core_margin:     # the cores of the budget's windows, against the best of them
+            core = bm25_scores(index, context_spans(windows, ws, core_margin), question)[best]
+            matched = core / core.max() if core.max() > 0 else matched
+        keep[ws[best[matched >= min_relevance]]] = True
     return select_windows(windows, keep if max_windows or min_relevance else None, relevance)

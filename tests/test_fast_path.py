@@ -2,6 +2,8 @@
 int8 quantization, the fast profile. Windows must equal the tokenizer's own overflow windows."""
 from pathlib import Path
 
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -239,3 +241,32 @@ def test_memory_is_released_only_when_no_request_waits(tiny_profile, tmp_path, s
             _time.sleep(0.01)
     worker.join()
     assert len(calls) == 1               # only the last one out released memory
+
+
+def test_core_relevance_counts_a_match_in_two_windows_overlap_once(tiny_profile, tmp_path):
+    """qa.core_relevance: windows are compared on their cores (less half the overlap at each
+    inner edge), which tile the article; a question whose words sit in the overlap of two
+    windows reads one of them, where whole-window matching reads both."""
+    from models.window_select import context_spans
+    article = " ".join(f"w{i}" for i in range(600)) + "."
+    plain = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=8, min_window_relevance=0.9,
+                                                reread_below=0.0)))
+    plain.warm_up(qa=True, summarizer=False)
+    reader = plain.reader
+    every = reader.preprocess(article, ["Where is w1?"], reader.sanitize(max_windows=0, min_window_relevance=0.0)[0])
+    rows = np.arange(len(every))
+    whole = context_spans(every, rows)
+    cores = context_spans(every, rows, reader.settings.doc_stride // 2)
+    assert len(rows) > 4 and cores[0, 0] == whole[0, 0] and cores[-1, 1] == whole[-1, 1]
+    words = [(m.start(), m.group()) for m in re.finditer(r"w\d+", article)]
+    for a, b in zip(cores[:-1], cores[1:]):     # no overlap, no word left out
+        assert a[1] <= b[0] and not any(a[1] < s < b[0] for s, _ in words)
+    # a word in the middle of the overlap of windows 2 and 3
+    lo, hi = whole[3, 0], whole[2, 1]
+    word = min((p for p in words if lo <= p[0] < hi), key=lambda p: abs(p[0] - (lo + hi) / 2))[1]
+    q = f"Where is {word}?"
+    core = ArticleQA(load_profile(profile_copy(tiny_profile, tmp_path, max_windows=8, min_window_relevance=0.9,
+                                               reread_below=0.0, core_relevance=True)))
+    assert plain.predict_many(article, [q])[0]["windows"] == 2
+    r = core.predict_many(article, [q])[0]
+    assert r["windows"] == 1 and r["windows_in_article"] == len(rows)
