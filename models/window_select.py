@@ -115,9 +115,8 @@ def context_spans(windows: Windows, rows: np.ndarray, margin: int = 0) -> np.nda
         o = windows.offsets[w][windows.context_mask[w]]
         if not len(o):
             continue
-        lo = margin if i > 0 else 0
-        hi = len(o) - 1 - (margin if i < len(rows) - 1 else 0)
-        lo, hi = min(lo, len(o) - 1), max(hi, min(lo, len(o) - 1))
+        lo = min(margin if i > 0 else 0, len(o) - 1)
+        hi = max(len(o) - 1 - (margin if i < len(rows) - 1 else 0), lo)   # a window shorter than two margins: one token
         out[i] = o[lo, 0], o[hi, 1]
     return out
 
