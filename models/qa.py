@@ -348,7 +348,7 @@ class ExtractiveReader:
         """What the list tagger reads of a batch: the encoder's last states, or, for a tagger with
         encoder layers of its own, those layers run over the states from below them."""
         tagger = self.list_tagger
-        if tagger is None or tagger.layers is None:
+        if tagger is None:
             return hidden_states[-1]
         return tagger.encode(hidden_states[-1 - tagger.config.encoder_layers], attention_mask)
 
