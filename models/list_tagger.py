@@ -101,11 +101,16 @@ class TaggerLayers(nn.Module):
         self.bucket = encoder.relative_position_bucket
         self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in encoder.layer[-count:])
         self.layers.requires_grad_(False)
+        self._swap_linears(lambda name, sub: LoRALinear(sub, rank, alpha)
+                           if isinstance(sub, nn.Linear) and name in _LORA_TARGETS else None)
+
+    def _swap_linears(self, swap) -> None:
+        """Replace each submodule of the layers for which ``swap(name, module)`` gives a module."""
         for layer in self.layers:
             for module in list(layer.modules()):
                 for child, sub in list(module.named_children()):
-                    if isinstance(sub, nn.Linear) and child in _LORA_TARGETS:
-                        setattr(module, child, LoRALinear(sub, rank, alpha))
+                    if (new := swap(child, sub)) is not None:
+                        setattr(module, child, new)
 
     def position_bias(self, hidden: torch.Tensor) -> torch.Tensor:
         n = hidden.shape[1]
@@ -127,11 +132,7 @@ class TaggerLayers(nn.Module):
 
     def merge(self) -> None:
         """Fold every update into its linear layer: inference then costs the plain layers."""
-        for layer in self.layers:
-            for module in list(layer.modules()):
-                for child, sub in list(module.named_children()):
-                    if isinstance(sub, LoRALinear):
-                        setattr(module, child, sub.merged())
+        self._swap_linears(lambda name, sub: sub.merged() if isinstance(sub, LoRALinear) else None)
 
 
 class ListTagger(nn.Module):
