@@ -140,7 +140,7 @@ def budgeted_windows(windows: Windows, index: WordIndex, questions: list[str], m
             relevance[ws] = scores / scores.max()
         best = best_windows(scores, max_windows)
         matched = relevance[ws[best]]
-        if core_margin:     # the cores of the budget's windows, against the best of them
+        if core_margin and min_relevance > 0:     # the cores of the budget's windows, against the best of them
             core = bm25_scores(index, context_spans(windows, ws, core_margin), question)[best]
             matched = core / core.max() if core.max() > 0 else matched
         keep[ws[best[matched >= min_relevance]]] = True
