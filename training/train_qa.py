@@ -64,6 +64,9 @@ class Features:
     # the ``null_keep`` share of answerless windows kept), 0 for windows that are only there for
     # the shared normalisation over their question's document
     weight: np.ndarray | None = None
+    # the (question, article) pairs the windows' ``sample`` indexes: what a teacher reads
+    questions: list[str] | None = None
+    contexts: list[str] | None = None
 
 
 def answer_spans(example: QAExample) -> list[tuple[str, int]]:
@@ -183,7 +186,7 @@ def build_features(examples: list[QAExample], tokenizer, max_seq_len: int, doc_s
     for i, g in enumerate(golds):
         gold[i, :len(g)] = g
     return Features(kept, gold[:, 0, 0].copy(), gold[:, 0, 1].copy(), gold,
-                    np.array(weight, dtype=np.float32) if distractors else None)
+                    np.array(weight, dtype=np.float32) if distractors else None, questions, contexts)
 
 
 def _gold_mask(logits, pos):
@@ -349,6 +352,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-top-layers", type=int, default=0,
                    help="train only the top N encoder layers (with LoRA: their adapter) and the head; "
                         "the layers below run without gradients, which cuts a step's cost (0 = all)")
+    p.add_argument("--teacher", default=None,
+                   help="a trained reader (folder) whose start/end distributions are soft targets "
+                        "(training.distill); the loss mixes them with the gold labels")
+    p.add_argument("--distill-weight", type=float, default=0.5,
+                   help="with --teacher: share of the loss from the teacher (the rest from the gold labels)")
+    p.add_argument("--temperature", type=float, default=2.0, help="with --teacher: softmax temperature")
     return p.parse_args(argv)
 
 
@@ -422,6 +431,13 @@ def main(argv=None) -> None:
         step = int(state["step"])
         print(f"resumed at step {step}/{total}", flush=True)
 
+    teacher = None
+    if args.teacher:
+        from training.distill import Teacher
+        teacher = Teacher(args.teacher, precision)
+        teacher.warm_up()
+        print(f"teacher {args.teacher}: weight {args.distill_weight}, temperature {args.temperature}", flush=True)
+
     pad_id = tok.pad_token_id or 0
     bar = tqdm(total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
     loss_ema = None
@@ -454,6 +470,13 @@ def main(argv=None) -> None:
                 else:
                     res = model(**enc, start_positions=torch.from_numpy(feats.start[b]),
                                 end_positions=torch.from_numpy(feats.end[b]))
+            if teacher is not None:
+                from training.distill import distill_loss
+                t_start, t_end = teacher.targets(feats.windows, b, feats.questions, feats.contexts,
+                                                 enc["input_ids"].shape[1])
+                own = None if feats.weight is None else torch.from_numpy(feats.weight[b])
+                res.loss = (1 - args.distill_weight) * res.loss + args.distill_weight * distill_loss(
+                    res.start_logits, res.end_logits, t_start, t_end, args.temperature, own)
             res.loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, args.clip)
             opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
