@@ -89,6 +89,15 @@ def test_teacher_reads_the_student_windows_characters(tiny_profile, tiny_mpnet):
         assert torch.isfinite(start[r, 0]) and not torch.isfinite(start[r, n:]).any()
 
 
+@pytest.mark.parametrize("flag,value", [("--distill-weight", "1.5"), ("--distill-weight", "-0.1"),
+                                        ("--temperature", "0")])
+def test_distillation_settings_out_of_range_are_refused(flag, value, capsys):
+    from training.train_qa import parse_args
+    with pytest.raises(SystemExit):
+        parse_args(["--train", SAMPLE, "--out", "x", "--teacher", "t", flag, value])
+    assert flag in capsys.readouterr().err
+
+
 @pytest.mark.slow     # trains: `make test` runs it, `make check` does not
 def test_training_with_a_teacher_runs_resumes_and_learns_from_it(tmp_path, tiny_profile, tiny_mpnet):
     from safetensors.numpy import load_file

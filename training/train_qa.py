@@ -358,7 +358,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--distill-weight", type=float, default=0.5,
                    help="with --teacher: share of the loss from the teacher (the rest from the gold labels)")
     p.add_argument("--temperature", type=float, default=2.0, help="with --teacher: softmax temperature")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not 0.0 <= args.distill_weight <= 1.0:
+        p.error(f"--distill-weight is a share of the loss, from 0 to 1, not {args.distill_weight}")
+    if args.temperature <= 0:
+        p.error(f"--temperature must be above 0, not {args.temperature}")
+    return args
 
 
 def main(argv=None) -> None:
