@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from models.windows import Windows, encode_windows, pad_batch
+from training.train_qa import CLS_INDEX
 
-CLS_INDEX = 0
 NO_TARGET = float("-inf")
 
 
@@ -102,8 +102,7 @@ class Teacher:
 
     def warm_up(self) -> None:
         from models.loading import load_pretrained
-        self.tokenizer, self.model = load_pretrained(self.model_ref, "qa")
-        self.model.eval()
+        self.tokenizer, self.model = load_pretrained(self.model_ref, "qa")   # in eval mode
 
     def targets(self, windows: Windows, rows: list[int], questions: list[str], contexts: list[str],
                 width: int):

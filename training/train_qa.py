@@ -438,7 +438,7 @@ def main(argv=None) -> None:
 
     teacher = None
     if args.teacher:
-        from training.distill import Teacher
+        from training.distill import Teacher, distill_loss
         teacher = Teacher(args.teacher, precision)
         teacher.warm_up()
         print(f"teacher {args.teacher}: weight {args.distill_weight}, temperature {args.temperature}", flush=True)
@@ -476,7 +476,6 @@ def main(argv=None) -> None:
                     res = model(**enc, start_positions=torch.from_numpy(feats.start[b]),
                                 end_positions=torch.from_numpy(feats.end[b]))
             if teacher is not None:
-                from training.distill import distill_loss
                 t_start, t_end = teacher.targets(feats.windows, b, feats.questions, feats.contexts,
                                                  enc["input_ids"].shape[1])
                 own = None if feats.weight is None else torch.from_numpy(feats.weight[b])
