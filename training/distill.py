@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.windows import Windows, encode_windows, pad_batch
-from training.train_qa import CLS_INDEX
+from models.spans import CLS_INDEX
 
 NO_TARGET = float("-inf")
 

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from eval.squad import QAExample, erase_answers, normalize_answer, read_squad, with_distractors
+from models.spans import CLS_INDEX
 from models.windows import Windows, encode_windows, pad_batch
-
-CLS_INDEX = 0
 
 
 def answer_token_span(offsets: np.ndarray, context_mask: np.ndarray, char_start: int,
