@@ -122,3 +122,39 @@ def test_a_calibrator_fitted_on_other_features_is_refused():
     cal, _, _ = fitted()
     with pytest.raises(ValueError, match="refit"):
         Calibrator.from_dict({**cal.to_dict(), "features": ["log_score", "log_share", "log_margin", "similarity"]})
+
+
+@pytest.mark.slow     # fits six calibrators
+def test_keeping_the_null_half_changes_scores_never_refusals(tmp_path, capsys):
+    """``--keep-null``: P(right) is refitted on the rows, the no-answer regression is the one the
+    weights hold, so every refusal stays as it was; written back, only ``right`` changed."""
+    import json
+
+    from training.calibrate import keeping_null, main, scored, shown_scores
+    table = synthetic_rows()
+    old, _, _ = fitted(seed=3)                    # fitted on other rows: its P(right) is off for these
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "inference.json").write_text(json.dumps({"qa": {"calibrator": old.to_dict()}}))
+    rows = tmp_path / "dev.rows.npz"
+    np.savez(rows, **table)
+    main([str(rows), "--current", str(model), "--keep-null", "--write", str(model)])
+    out = capsys.readouterr().out
+    report = json.loads(out[:out.rindex("}") + 1])
+    assert report["keep_null"] and report["current"]["refused"] == report["cross_validated"]["refused"]
+    assert report["cross_validated"]["ece"]["all"] < report["current"]["ece"]["all"]
+    new = Calibrator.from_dict(json.loads((model / "inference.json").read_text())["qa"]["calibrator"])
+    assert new.to_dict()["null"] == old.to_dict()["null"] and new.to_dict()["right"] != old.to_dict()["right"]
+    _, answered_old = shown_scores(old, table["features"])
+    _, answered_new = shown_scores(new, table["features"])
+    assert np.array_equal(answered_old, answered_new)
+    assert scored(new, table)["ece"]["all"] < scored(old, table)["ece"]["all"]
+    assert keeping_null(new, None) is new
+
+
+def test_keep_null_without_a_calibrator_to_keep_is_refused(tmp_path):
+    from training.calibrate import main
+    rows = tmp_path / "dev.rows.npz"
+    np.savez(rows, **synthetic_rows())
+    with pytest.raises(SystemExit):
+        main([str(rows), "--keep-null"])

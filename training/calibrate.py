@@ -167,14 +167,39 @@ def shown_scores(cal: Calibrator, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.where(answered, np.minimum(p_right, 1.0 - p_null), p_null), answered
 
 
-def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, fit_groups: tuple[int, ...] | None = None
-                        ) -> dict[str, dict[str, float]]:
+def group_ece(score: np.ndarray, outcome: np.ndarray, refused: np.ndarray, group: np.ndarray
+              ) -> dict[str, dict[str, float]]:
+    """ECE of the shown scores and the share refused, per group (``GROUPS``) and over all rows."""
+    name = {g: group_name(g) for g in np.unique(group).tolist()}
+    ece = {name[g]: round(expected_calibration_error(score[group == g], outcome[group == g]), 4) for g in name}
+    ece["all"] = round(expected_calibration_error(score, outcome), 4)
+    return {"ece": ece, "refused": {name[g]: round(float(refused[group == g].mean()), 4) for g in name}}
+
+
+def scored(cal: Calibrator, table: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """``group_ece`` of one calibrator over every row of ``table``, as the engine would show them:
+    how the calibrator a model ships with does on rows decoded under today's settings."""
+    score, answered = shown_scores(cal, table["features"])
+    outcome = np.where(answered, table["right"], table["unanswerable"])
+    return group_ece(score, outcome, ~answered, table["group"])
+
+
+def keeping_null(cal: Calibrator, null: Logistic | None) -> Calibrator:
+    """``cal`` with its no-answer regression replaced by ``null`` (None: ``cal`` as it is). Only
+    P(right) is then new: every answer and every "not in the article" stays as it was, and
+    only the scores shown with the answers move."""
+    return cal if null is None else Calibrator(cal.right, null, cal.features)
+
+
+def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, fit_groups: tuple[int, ...] | None = None,
+                        keep_null: Logistic | None = None) -> dict[str, dict[str, float]]:
     """ECE of the shown score (``shown_scores``) and the share refused, by ``folds``-fold
     cross-validation on the development rows, per group (``GROUPS``) and over all of them: the
     out-of-sample view of how well a calibrator of this kind transfers. ``fit_groups``: the
     groups it is fitted on (default all; every group is scored). Folds are contiguous blocks
     within each group (the groups list the same questions in nearly the same order, so a
-    question's rows mostly share a fold)."""
+    question's rows mostly share a fold). ``keep_null``: refit only P(right) and keep this
+    no-answer regression (``keeping_null``)."""
     x, right, unans, group = table["features"], table["right"], table["unanswerable"], table["group"]
     fold = np.zeros(len(x), dtype=int)
     for g in np.unique(group):
@@ -184,25 +209,25 @@ def cross_validated_ece(table: dict[str, np.ndarray], folds: int = 5, fit_groups
     score, outcome, refused = np.zeros(len(x)), np.zeros(len(x)), np.zeros(len(x), dtype=bool)
     for k in range(folds):
         test, train = fold == k, (fold != k) & fit_rows
-        cal = fit(x[train], right[train], unans[train])
+        cal = keeping_null(fit(x[train], right[train], unans[train]), keep_null)
         s, answered = shown_scores(cal, x[test])
         score[test] = s
         outcome[test] = np.where(answered, right[test], unans[test])
         refused[test] = ~answered
-    name = {g: group_name(g) for g in np.unique(group).tolist()}
-    ece = {name[g]: round(expected_calibration_error(score[group == g], outcome[group == g]), 4) for g in name}
-    ece["all"] = round(expected_calibration_error(score, outcome), 4)
-    return {"ece": ece, "refused": {name[g]: round(float(refused[group == g].mean()), 4) for g in name}}
+    return group_ece(score, outcome, refused, group)
 
 
 def main(argv=None) -> None:
-    """``python -m training.calibrate ROWS.npz [--write MODEL_DIR]``: the
-    cross-validated ECE of a calibrator on the development rows that ``training.tune --out FILE``
-    saved beside its report (FILE with ``.rows.npz``); with ``--write``, the calibrator refitted
-    on all the rows of ``--fit-groups`` replaces the one in MODEL_DIR's inference.json (the
-    weights the rows came from)."""
+    """``python -m training.calibrate ROWS.npz [--current MODEL_DIR [--keep-null]] [--write MODEL_DIR]``:
+    the cross-validated ECE of a calibrator on the development rows that ``training.tune --out
+    FILE`` saved beside its report (FILE with ``.rows.npz``), beside the ECE of the calibrator
+    MODEL_DIR holds now (``--current``); with ``--write``, the calibrator refitted on all the rows
+    of ``--fit-groups`` replaces the one in MODEL_DIR's inference.json (the weights the rows came
+    from). ``--keep-null`` refits P(right) only, for when the scores drifted under a decoding
+    change and the refusals should not."""
     import argparse
     import json
+    from pathlib import Path
 
     from models.profiles import update_inference_settings
     p = argparse.ArgumentParser(description=main.__doc__)
@@ -210,15 +235,30 @@ def main(argv=None) -> None:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--fit-groups", default=",".join(FIT_GROUPS),
                    help=f"comma-separated row groups to fit on ({', '.join(GROUPS)}); all are scored")
+    p.add_argument("--current", metavar="MODEL_DIR",
+                   help="also score the calibrator MODEL_DIR/inference.json holds now on the same rows")
+    p.add_argument("--keep-null", action="store_true",
+                   help="refit only P(right) and keep the no-answer half of --current's calibrator, so no "
+                        "answer and no refusal changes, only the scores shown")
     p.add_argument("--write", metavar="MODEL_DIR", help="save the refitted calibrator in MODEL_DIR/inference.json")
     args = p.parse_args(argv)
+    if args.keep_null and not args.current:
+        p.error("--keep-null keeps the no-answer half of a calibrator: name its weights with --current MODEL_DIR")
     table = dict(np.load(args.rows))
     groups = tuple(GROUPS.index(g.strip()) for g in args.fit_groups.split(",") if g.strip())
-    print(json.dumps({"features": list(FEATURES), "fit_groups": [GROUPS[g] for g in groups],
-                      "cross_validated": cross_validated_ece(table, args.folds, fit_groups=groups)},
-                     indent=2))
+    current = None
+    if args.current:
+        settings = json.loads((Path(args.current) / "inference.json").read_text())
+        current = Calibrator.from_dict(settings["qa"]["calibrator"])
+    null = current.null if args.keep_null else None
+    report = {"features": list(FEATURES), "fit_groups": [GROUPS[g] for g in groups], "keep_null": args.keep_null,
+              "cross_validated": cross_validated_ece(table, args.folds, fit_groups=groups, keep_null=null)}
+    if current is not None:
+        report["current"] = scored(current, table)
+    print(json.dumps(report, indent=2))
     if args.write:
         cal, _ = fit_on_groups(table, tuple(GROUPS[g] for g in groups))
+        cal = keeping_null(cal, null)
         print(f"wrote {update_inference_settings(args.write, {'calibrator': cal.to_dict()})}")
 
 
