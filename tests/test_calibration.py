@@ -158,3 +158,5 @@ def test_keep_null_without_a_calibrator_to_keep_is_refused(tmp_path):
     np.savez(rows, **synthetic_rows())
     with pytest.raises(SystemExit):
         main([str(rows), "--keep-null"])
+    with pytest.raises(SystemExit):      # weights without a calibrator: a message, not a KeyError
+        main([str(rows), "--current", str(tmp_path), "--keep-null"])

@@ -229,7 +229,7 @@ def main(argv=None) -> None:
     import json
     from pathlib import Path
 
-    from models.profiles import update_inference_settings
+    from models.profiles import INFERENCE_FILE, update_inference_settings
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("rows", help="the .rows.npz file written by `training.tune --out`")
     p.add_argument("--folds", type=int, default=5)
@@ -248,7 +248,10 @@ def main(argv=None) -> None:
     groups = tuple(GROUPS.index(g.strip()) for g in args.fit_groups.split(",") if g.strip())
     current = None
     if args.current:
-        settings = json.loads((Path(args.current) / "inference.json").read_text())
+        path = Path(args.current) / INFERENCE_FILE
+        settings = json.loads(path.read_text()) if path.is_file() else {}
+        if "calibrator" not in settings.get("qa", {}):
+            p.error(f"--current {args.current}: no calibrator in {path}")
         current = Calibrator.from_dict(settings["qa"]["calibrator"])
     null = current.null if args.keep_null else None
     report = {"features": list(FEATURES), "fit_groups": [GROUPS[g] for g in groups], "keep_null": args.keep_null,
