@@ -154,9 +154,7 @@ def group_name(g: int) -> str:
 def refusal_rates(cal: Calibrator, table: dict[str, np.ndarray]) -> dict[str, float]:
     """The share of each group's rows the engine would answer "not in the article" under ``cal``
     (P(null) >= 0.5)."""
-    refused = cal.prob_null(table["features"]) >= 0.5
-    return {group_name(g): round(float(refused[table["group"] == g].mean()), 4)
-            for g in np.unique(table["group"]).tolist()}
+    return scored(cal, table)["refused"]
 
 
 def shown_scores(cal: Calibrator, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -227,9 +225,8 @@ def main(argv=None) -> None:
     change and the refusals should not."""
     import argparse
     import json
-    from pathlib import Path
 
-    from models.profiles import INFERENCE_FILE, update_inference_settings
+    from models.profiles import INFERENCE_FILE, saved_inference_settings, update_inference_settings
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("rows", help="the .rows.npz file written by `training.tune --out`")
     p.add_argument("--folds", type=int, default=5)
@@ -248,11 +245,10 @@ def main(argv=None) -> None:
     groups = tuple(GROUPS.index(g.strip()) for g in args.fit_groups.split(",") if g.strip())
     current = None
     if args.current:
-        path = Path(args.current) / INFERENCE_FILE
-        settings = json.loads(path.read_text()) if path.is_file() else {}
-        if "calibrator" not in settings.get("qa", {}):
-            p.error(f"--current {args.current}: no calibrator in {path}")
-        current = Calibrator.from_dict(settings["qa"]["calibrator"])
+        saved = saved_inference_settings(args.current).get("calibrator")
+        if saved is None:
+            p.error(f"--current {args.current}: no calibrator saved beside these weights ({INFERENCE_FILE})")
+        current = Calibrator.from_dict(saved)
     null = current.null if args.keep_null else None
     report = {"features": list(FEATURES), "fit_groups": [GROUPS[g] for g in groups], "keep_null": args.keep_null,
               "cross_validated": cross_validated_ece(table, args.folds, fit_groups=groups, keep_null=null)}
